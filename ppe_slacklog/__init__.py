@@ -1,0 +1,45 @@
+"""ppe_slacklog: PyTorch training events as log records, delivered to Slack.
+
+``Slack`` is a drop-in for pytorch-pfn-extras' Slack extension that emits
+structured :mod:`logging` records; ``SlackHandler`` delivers any record to
+Slack threads from a background thread. ``Slack`` is imported lazily so that
+programs using only the handler never import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._diagnostics import SlackDeliveryWarning
+from .delivery import DeliveryStats
+from .events import DEFAULT_LOGGER, ManagerSnapshot, TrainingEvent, event_of
+from .formatter import SlackFormatter
+from .handler import SlackHandler
+from .templates import TemplateWarning, escape
+
+if TYPE_CHECKING:
+    from .extension import Slack
+
+__all__ = [
+    "DEFAULT_LOGGER",
+    "DeliveryStats",
+    "ManagerSnapshot",
+    "Slack",
+    "SlackDeliveryWarning",
+    "SlackFormatter",
+    "SlackHandler",
+    "TemplateWarning",
+    "TrainingEvent",
+    "escape",
+    "event_of",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Slack":
+        from .extension import Slack
+
+        return Slack
+    raise AttributeError(f"module 'ppe_slacklog' has no attribute {name!r}")

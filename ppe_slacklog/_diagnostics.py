@@ -1,0 +1,40 @@
+"""How the library tells the user about delivery problems, without loops.
+
+Diagnostics go to :mod:`warnings` (shown once per problem) and to the
+``ppe_slacklog.diagnostics`` logger, which every SlackHandler ignores: a
+Slack outage must not produce Slack messages about itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from typing import Final
+
+__all__ = ["DIAGNOSTICS_LOGGER", "Once", "SlackDeliveryWarning"]
+
+DIAGNOSTICS_LOGGER: Final = "ppe_slacklog.diagnostics"
+_logger = logging.getLogger(DIAGNOSTICS_LOGGER)
+
+
+class SlackDeliveryWarning(UserWarning):
+    """Something could not be delivered to Slack as asked; training goes on."""
+
+
+class Once:
+    """Reports each distinct problem once (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, ...]] = set()
+        self._lock = threading.Lock()
+
+    def warn(self, key: tuple[str, ...], message: str) -> bool:
+        """Warns with ``message`` unless ``key`` was reported before."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+        _logger.info("%s", message)
+        warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+        return True

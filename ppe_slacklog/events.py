@@ -1,0 +1,274 @@
+"""The record contract between the training extension and the handlers.
+
+Every training event is one :class:`logging.LogRecord` carrying the
+attributes listed in ``docs/record-contract.md`` (``ppe_event``, ``run_id``,
+``epoch``, ``iteration``, ``elapsed_time``, ``observations``, ``context``,
+``filenames`` and, for errors, ``exc_info``). This module names those
+attributes, snapshots the manager into plain values at emit time and reads a
+record back into a :class:`TrainingEvent`. It imports neither torch nor
+pytorch-pfn-extras, so handlers can use it in any program.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal, cast
+
+__all__ = [
+    "DEFAULT_LOGGER",
+    "EVENT_KINDS",
+    "EventKind",
+    "EventSummary",
+    "ManagerSnapshot",
+    "Observation",
+    "TrainingEvent",
+    "event_extra",
+    "event_of",
+    "plain_observations",
+    "plain_value",
+]
+
+EventKind = Literal["start", "trigger", "end", "error"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = ("start", "trigger", "end", "error")
+
+#: The logger the extension emits on unless told otherwise.
+DEFAULT_LOGGER: Final = "ppe_slacklog.training"
+
+Observation = float | int | str | bool
+
+# Further attributes, beyond the documented contract, that let a handler
+# render the extension's own templates later without the live manager.
+_TEMPLATE: Final = "ppe_template"
+_MANAGER: Final = "ppe_manager"
+_SOURCE: Final = "ppe_source"
+
+# Multi-element tensors are shown, not dumped: a reported weight matrix must
+# not become a megabyte of Slack text.
+_MAX_LIST_ELEMENTS: Final = 16
+_MAX_TEXT: Final = 200
+
+
+def plain_value(value: Any) -> Observation:
+    """Converts one reported value to a plain Python number or string.
+
+    Tensors and NumPy scalars with one element become numbers (so format specs
+    such as ``{loss:.3f}`` work); larger ones become a short text.
+
+    Example:
+        >>> plain_value(3)
+        3
+        >>> import torch
+        >>> plain_value(torch.tensor(0.5))
+        0.5
+    """
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    numel = getattr(value, "numel", None)
+    size = numel() if callable(numel) else getattr(value, "size", None)
+    if isinstance(size, int) and hasattr(value, "item"):
+        if size == 1:
+            item = value.item()
+            if isinstance(item, (bool, int, float, str)):
+                return item
+        elif size <= _MAX_LIST_ELEMENTS and hasattr(value, "tolist"):
+            return str(value.tolist())
+        else:
+            shape = tuple(getattr(value, "shape", ()))
+            return f"<{type(value).__name__} shape={shape}>"
+    text = str(value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+
+
+def plain_observations(observation: Mapping[str, Any]) -> dict[str, Observation]:
+    """Snapshots ``manager.observation`` into plain values (see :func:`plain_value`).
+
+    Example:
+        >>> plain_observations({"loss": 1, "note": "ok"})
+        {'loss': 1, 'note': 'ok'}
+    """
+    return {str(key): plain_value(value) for key, value in observation.items()}
+
+
+def _read(manager: Any, name: str, default: Any) -> Any:
+    # A manager property may raise before training starts (elapsed_time) or
+    # not exist at all (other manager kinds); the snapshot must not.
+    try:
+        return getattr(manager, name)
+    except Exception:
+        return default
+
+
+@dataclass(frozen=True)
+class ManagerSnapshot:
+    """A read-only copy of the manager's state at the moment of an event.
+
+    Templates see this object as ``manager``: ``{manager.epoch}``,
+    ``{manager.iteration}``, ``{manager.epoch_detail}``,
+    ``{manager.elapsed_time}``, ``{manager.max_epochs}``, ``{manager.out}``
+    and ``{manager.observation[loss]}`` render the same whenever a handler
+    formats the record, because nothing reads the live manager later.
+
+    Example:
+        >>> snap = ManagerSnapshot(epoch=2, iteration=200)
+        >>> "Epoch #{manager.epoch}".format(manager=snap)
+        'Epoch #2'
+    """
+
+    epoch: int = 0
+    iteration: int = 0
+    epoch_detail: float = 0.0
+    elapsed_time: float = 0.0
+    max_epochs: int | None = None
+    out: str | None = None
+    observation: Mapping[str, Observation] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @classmethod
+    def of(
+        cls, manager: Any, observations: Mapping[str, Observation] | None = None
+    ) -> ManagerSnapshot:
+        """Takes a snapshot of a pytorch-pfn-extras manager (or anything alike)."""
+        if observations is None:
+            observations = plain_observations(_read(manager, "observation", {}))
+        return cls(
+            epoch=int(_read(manager, "epoch", 0)),
+            iteration=int(_read(manager, "iteration", 0)),
+            epoch_detail=float(_read(manager, "epoch_detail", 0.0)),
+            elapsed_time=float(_read(manager, "elapsed_time", 0.0)),
+            max_epochs=_read(manager, "max_epochs", None),
+            out=_read(manager, "out", None),
+            observation=MappingProxyType(dict(observations)),
+        )
+
+
+class EventSummary:
+    """The one-line ``record.getMessage()`` text of a training event.
+
+    Built lazily from the snapshot so the training thread pays nothing unless
+    some handler prints the record.
+    """
+
+    __slots__ = ("_kind", "_observations", "_snapshot")
+
+    def __init__(
+        self,
+        kind: EventKind,
+        snapshot: ManagerSnapshot,
+        observations: Mapping[str, Observation],
+    ) -> None:
+        self._kind = kind
+        self._snapshot = snapshot
+        self._observations = observations
+
+    def __str__(self) -> str:
+        snap = self._snapshot
+        where = f"epoch {snap.epoch}, iteration {snap.iteration}"
+        if self._kind == "start":
+            return f"training started ({where})"
+        if self._kind == "end":
+            return f"training finished ({where}, {snap.elapsed_time:.1f}s)"
+        if self._kind == "error":
+            return f"training failed ({where}, {snap.elapsed_time:.1f}s)"
+        values = " ".join(f"{k}={v}" for k, v in self._observations.items())
+        return f"{where}: {values}" if values else where
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+
+def event_extra(
+    *,
+    kind: EventKind,
+    run_id: str,
+    snapshot: ManagerSnapshot,
+    context: Any,
+    filenames: Sequence[str] = (),
+    template: Any = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Builds the ``extra=`` mapping of one training event record.
+
+    Example:
+        >>> extra = event_extra(kind="start", run_id="r1",
+        ...                     snapshot=ManagerSnapshot(), context=None)
+        >>> extra["ppe_event"], extra["epoch"], extra["filenames"]
+        ('start', 0, [])
+    """
+    return {
+        "ppe_event": kind,
+        "run_id": run_id,
+        "epoch": snapshot.epoch,
+        "iteration": snapshot.iteration,
+        "elapsed_time": snapshot.elapsed_time,
+        "observations": dict(snapshot.observation),
+        "context": context,
+        "filenames": list(filenames),
+        _TEMPLATE: template,
+        _MANAGER: snapshot,
+        _SOURCE: source,
+    }
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    """A training event read back from a record (see :func:`event_of`)."""
+
+    kind: EventKind
+    run_id: str
+    epoch: int
+    iteration: int
+    elapsed_time: float
+    observations: Mapping[str, Observation]
+    context: Any
+    filenames: Sequence[str]
+    manager: ManagerSnapshot
+    template: Any = None
+    has_template: bool = False
+    source: str | None = None
+    error: BaseException | None = None
+
+
+def event_of(record: logging.LogRecord) -> TrainingEvent | None:
+    """Reads the training event carried by ``record``; ``None`` for other records.
+
+    Records written by hand with only the documented attributes (for example
+    replayed from a JSON file) are accepted: what is missing is defaulted.
+
+    Example:
+        >>> import logging
+        >>> rec = logging.makeLogRecord({"ppe_event": "trigger", "epoch": 3})
+        >>> event_of(rec).epoch
+        3
+    """
+    kind = getattr(record, "ppe_event", None)
+    if kind not in EVENT_KINDS:
+        return None
+    observations: Mapping[str, Observation] = getattr(record, "observations", {})
+    snapshot = getattr(record, _MANAGER, None)
+    if not isinstance(snapshot, ManagerSnapshot):
+        snapshot = ManagerSnapshot(
+            epoch=int(getattr(record, "epoch", 0)),
+            iteration=int(getattr(record, "iteration", 0)),
+            elapsed_time=float(getattr(record, "elapsed_time", 0.0)),
+            observation=MappingProxyType(dict(observations)),
+        )
+    error = record.exc_info[1] if record.exc_info else None
+    return TrainingEvent(
+        kind=cast(EventKind, kind),
+        run_id=str(getattr(record, "run_id", "")),
+        epoch=snapshot.epoch,
+        iteration=snapshot.iteration,
+        elapsed_time=snapshot.elapsed_time,
+        observations=observations,
+        context=getattr(record, "context", None),
+        filenames=list(getattr(record, "filenames", ())),
+        manager=snapshot,
+        template=getattr(record, _TEMPLATE, None),
+        has_template=hasattr(record, _TEMPLATE),
+        source=getattr(record, _SOURCE, None),
+        error=error,
+    )

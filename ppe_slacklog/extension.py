@@ -1,0 +1,331 @@
+"""``Slack``: the pytorch-pfn-extras extension, a drop-in for ppe's own.
+
+The extension turns the training lifecycle into log records (see
+:mod:`ppe_slacklog.events`); it never talks to Slack. When no
+:class:`~ppe_slacklog.SlackHandler` is configured for its logger it attaches
+one of its own, so that with only ``SLACK_BOT_TOKEN`` set it behaves like
+``pytorch_pfn_extras.training.extensions.Slack``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import types
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pytorch_pfn_extras.training import extension
+from pytorch_pfn_extras.training._trigger_util import get_trigger
+
+from .events import (
+    DEFAULT_LOGGER,
+    EventKind,
+    EventSummary,
+    ManagerSnapshot,
+    event_extra,
+    plain_observations,
+)
+from .handler import SlackHandler
+from .slackapi import resolve_token
+from .templates import (
+    Template,
+    default_end_msg,
+    default_error_msg,
+    default_msg,
+    default_start_msg,
+    render_template,
+)
+
+__all__ = ["Slack"]
+
+FilenamesSpec = Sequence[str] | Callable[[Any, Any], Sequence[str]] | None
+
+
+def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
+    """Handlers that a record logged on ``logger`` would pass through."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    return found
+
+
+class _FromSource(logging.Filter):
+    """Lets through only the events of one extension (for its own handler)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "ppe_source", None) == self.source
+
+
+class Slack(extension.Extension):
+    """An extension that reports training progress to Slack through logging.
+
+    A drop-in for ``pytorch_pfn_extras.training.extensions.Slack``: same
+    arguments, same messages. It posts when:
+
+    * ``start_msg``: the training has started,
+    * ``msg``: the extension is triggered (by default at the end of each epoch),
+    * ``end_msg``: the training has finished,
+    * ``error_msg``: an exception was raised during the training.
+
+    Each can be a format string, a callable returning a string, or ``None``
+    to not post on that event. A format string can use ``manager``,
+    ``default`` (the default text), ``context``, ``error`` (for
+    ``error_msg``) and every reported value by name (``{val/loss}``). A
+    callable takes ``(manager, context)``, or ``(manager, exception,
+    context)`` for ``error_msg``. ``manager`` is a snapshot of the manager
+    taken when the event happened (see :class:`ppe_slacklog.ManagerSnapshot`).
+    A value a template asks for but that is missing is shown as
+    ``[missing: name]`` and reported once as a warning; training goes on.
+
+    Each event becomes a record on the logger ``logger``. When no
+    :class:`~ppe_slacklog.SlackHandler` is reachable from that logger, the
+    extension attaches its own (from ``channel``, ``token``, ``base_url`` and
+    ``thread``); when one is configured, that one posts instead (with its own
+    channel and templates). Either way each event is posted once, from a
+    background thread: the training loop never waits on Slack, except at the
+    end and on an error, when pending messages are flushed (bounded by the
+    handler's ``flush_timeout``).
+
+    Args:
+        channel: Channel name or ID for the extension's own handler.
+        msg: Message when triggered.
+        start_msg: Message at the start of the training.
+        end_msg: Message at the end of the training.
+        error_msg: Message when an exception is raised in the training.
+        thread: Post later messages in the thread of the first one.
+        filenames: Files to upload when triggered: a list of templates (the
+            rules of ``msg``) or a callable ``(manager, context)`` returning
+            a list of paths.
+        upload_trigger: When to upload ``filenames``; every call if ``None``.
+        context: Any object the templates need, passed as ``context``.
+        token: Slack bot token; defaults to ``SLACK_BOT_TOKEN``.
+        logger: Logger (or its name) that receives the events.
+        base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
+            else Slack's own.
+
+    Raises:
+        RuntimeError: No token was given while the extension would have to
+            post by itself.
+
+    Example:
+        >>> manager.extend(  # doctest: +SKIP
+        ...     ppe_slacklog.Slack(
+        ...         channel="experiment-progress",
+        ...         msg="Epoch #{manager.epoch}: loss = {val/loss}",
+        ...         end_msg="{default} \\n <@username> Check out the result!",
+        ...         filenames=["result/statistics.png"],
+        ...         upload_trigger=(max_epoch, "epoch"),
+        ...     ),
+        ...     trigger=(1, "epoch"),
+        ... )
+    """
+
+    trigger: Any = (1, "epoch")
+
+    # ppe exposes its default texts as plain functions on the class.
+    default_msg = default_msg
+    default_start_msg = default_start_msg
+    default_end_msg = default_end_msg
+    default_error_msg = default_error_msg
+
+    def __init__(
+        self,
+        channel: str,
+        msg: Template = None,
+        *,
+        start_msg: Template = "{default}",
+        end_msg: Template = "{default}",
+        error_msg: Template = "{default}",
+        thread: bool = True,
+        filenames: FilenamesSpec = None,
+        upload_trigger: Any = None,
+        context: Any = None,
+        token: str | None = None,
+        logger: str | logging.Logger = DEFAULT_LOGGER,
+        base_url: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._channel = channel
+        self._templates: dict[EventKind, Template] = {
+            "trigger": msg,
+            "start": start_msg,
+            "end": end_msg,
+            "error": error_msg,
+        }
+        self._thread = thread
+        self._filenames = filenames
+        self._upload_trigger = (
+            None if upload_trigger is None else get_trigger(upload_trigger)
+        )
+        self._context = context
+        self._logger = (
+            logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        )
+        self._base_url = base_url
+        self._token = resolve_token(token)
+        self._source = uuid.uuid4().hex
+        self._own_handler: SlackHandler | None = None
+        #: Identifies the run in every record; kept across snapshot resumes.
+        self.run_id = uuid.uuid4().hex[:12]
+        if self._token is None and not self._configured_handlers():
+            raise RuntimeError(
+                f"ppe_slacklog.Slack needs a Slack bot token to post to {channel}: "
+                "set the SLACK_BOT_TOKEN environment variable or pass token=... "
+                "(or configure a ppe_slacklog.SlackHandler on the "
+                f"'{self._logger.name}' logger)."
+            )
+
+    def __repr__(self) -> str:
+        return f"<ppe_slacklog.Slack {self._channel} run={self.run_id}>"
+
+    # -- handler wiring -------------------------------------------------
+
+    def _configured_handlers(self) -> list[SlackHandler]:
+        """SlackHandlers reachable from the logger, other extensions' own excluded."""
+        return [
+            h
+            for h in _handlers_reaching(self._logger)
+            if isinstance(h, SlackHandler)
+            and not any(isinstance(f, _FromSource) for f in h.filters)
+        ]
+
+    def _attach_own_handler(self) -> None:
+        if self._own_handler is not None or self._configured_handlers():
+            return
+        if self._token is None:
+            warnings.warn(
+                "ppe_slacklog.Slack: no SlackHandler is configured any more and no "
+                "token was given: events are logged but not posted to Slack.",
+                stacklevel=3,
+            )
+            return
+        handler = SlackHandler(
+            self._channel, self._token, base_url=self._base_url, thread=self._thread
+        )
+        handler.addFilter(_FromSource(self._source))
+        self._logger.addHandler(handler)
+        if not self._logger.isEnabledFor(logging.INFO):
+            # ppe posts every event; an unconfigured logger would drop INFO.
+            self._logger.setLevel(logging.INFO)
+        self._own_handler = handler
+
+    def _detach_own_handler(self) -> None:
+        handler, self._own_handler = self._own_handler, None
+        if handler is not None:
+            self._logger.removeHandler(handler)
+            handler.close()
+
+    def _flush(self) -> None:
+        for handler in _handlers_reaching(self._logger):
+            # Flushing is best effort: a broken handler must not stop training.
+            with contextlib.suppress(Exception):
+                handler.flush()
+
+    # -- events -----------------------------------------------------------
+
+    def _emit(
+        self,
+        kind: EventKind,
+        manager: Any,
+        *,
+        filenames: Sequence[str] = (),
+        exc: BaseException | None = None,
+    ) -> None:
+        try:
+            observations = plain_observations(getattr(manager, "observation", {}))
+            snapshot = ManagerSnapshot.of(manager, observations)
+            extra = event_extra(
+                kind=kind,
+                run_id=self.run_id,
+                snapshot=snapshot,
+                context=self._context,
+                filenames=filenames,
+                template=self._templates[kind],
+                source=self._source,
+            )
+            summary = EventSummary(kind, snapshot, observations)
+            level = logging.ERROR if kind == "error" else logging.INFO
+            exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+            self._logger.log(level, summary, exc_info=exc_info, extra=extra)
+        except Exception as error:  # reporting must never stop training
+            warnings.warn(
+                f"ppe_slacklog.Slack could not log the {kind} event: "
+                f"{type(error).__name__}: {error}",
+                stacklevel=3,
+            )
+
+    def _render_filenames(self, manager: Any) -> list[str]:
+        spec = self._filenames
+        if spec is None:
+            return []
+        if callable(spec):
+            try:
+                return [str(name) for name in spec(manager, self._context)]
+            except Exception as exc:
+                warnings.warn(
+                    "ppe_slacklog.Slack: the filenames callable raised "
+                    f"{type(exc).__name__}: {exc}; no files are uploaded this time.",
+                    stacklevel=3,
+                )
+                return []
+        snapshot = ManagerSnapshot.of(manager)
+        return [
+            render_template(
+                name,
+                event="filenames",
+                manager=snapshot,
+                context=self._context,
+                default="",
+                observations=snapshot.observation,
+                esc=str,
+            )
+            for name in spec
+        ]
+
+    def initialize(self, manager: Any) -> None:
+        """Posts the start message (attaching the extension's own handler if needed)."""
+        self._attach_own_handler()
+        self._emit("start", manager)
+
+    def __call__(self, manager: Any) -> None:
+        """Posts the trigger message and, when due, uploads ``filenames``."""
+        filenames = self._render_filenames(manager)
+        upload_trigger = self._upload_trigger
+        if filenames and upload_trigger is not None and not upload_trigger(manager):
+            filenames = []
+        self._emit("trigger", manager, filenames=filenames)
+
+    def finalize(self, manager: Any) -> None:
+        """Posts the end message and waits (bounded) until Slack has it."""
+        self._emit("end", manager)
+        self._flush()
+        self._detach_own_handler()
+
+    def on_error(
+        self,
+        manager: Any,
+        exc: Exception,
+        tb: types.TracebackType,
+    ) -> None:
+        """Posts the error message with its traceback and waits until sent."""
+        self._emit("error", manager, exc=exc)
+        self._flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run id, so a resumed training keeps reporting as the same run."""
+        return {"run_id": self.run_id}
+
+    def load_state_dict(self, to_load: dict[str, Any]) -> None:
+        """Restores the run id saved by :meth:`state_dict`."""
+        run_id = to_load.get("run_id")
+        if isinstance(run_id, str) and run_id:
+            self.run_id = run_id

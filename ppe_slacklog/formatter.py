@@ -1,0 +1,198 @@
+"""Turning log records into Slack message text.
+
+Training events are rendered with the documented templates (the handler's
+own, else the ones the extension put on the record); every other record, from
+any library or from structlog, becomes one readable message: a level marker,
+the logger name, the message and the traceback in a code block.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import Any, Final
+
+from .events import EventKind, TrainingEvent, event_of
+from .templates import Template, escape, render_template, slack_default
+
+__all__ = ["LEVEL_MARKERS", "UNSET", "SlackFormatter"]
+
+#: One emoji per level, so the severity of a plain record reads at a glance.
+LEVEL_MARKERS: Final[Mapping[int, str]] = {
+    logging.DEBUG: "🔍",
+    logging.INFO: "ℹ️",
+    logging.WARNING: "⚠️",
+    logging.ERROR: "❌",
+    logging.CRITICAL: "🔥",
+}
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Use the template the record carries" (``None`` means "do not post").
+UNSET: Final = _Unset()
+
+# structlog keys that are bookkeeping, not content, when an event dict reaches
+# a stdlib handler through ``ProcessorFormatter.wrap_for_formatter``.
+_STRUCTLOG_INTERNAL: Final = frozenset(
+    {"event", "level", "logger", "timestamp", "_record", "_from_structlog"}
+)
+
+
+class _Escaped:
+    """Formats like the wrapped value, escaped for mrkdwn, under ``%s``/``%r``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return escape(str(self._value))
+
+    def __repr__(self) -> str:
+        return escape(repr(self._value))
+
+
+def _escaped_arg(value: object) -> object:
+    # Numbers keep their type so %d and %.3f still work; they need no escaping.
+    if isinstance(value, (int, float)):
+        return value
+    return _Escaped(value)
+
+
+def _code_block(text: str) -> str:
+    # Three backticks inside would end the block early.
+    body = escape(text.rstrip("\n")).replace("```", "ˋˋˋ")
+    return f"```\n{body}\n```"
+
+
+class SlackFormatter(logging.Formatter):
+    """Formats records as Slack mrkdwn text.
+
+    Args:
+        msg: Template for trigger events; ``UNSET`` keeps the one carried
+            by the record, ``None`` disables the event.
+        start_msg: Template for the start event.
+        end_msg: Template for the end event.
+        error_msg: Template for the error event.
+
+    Templates follow pytorch-pfn-extras' rules (a format string with
+    ``manager``, ``default``, ``context``, ``error`` and the observations, or a
+    callable). Values interpolated into a message are escaped, so an
+    observation or log argument reading ``<!channel>`` cannot ping anyone.
+
+    Example:
+        >>> import logging
+        >>> fmt = SlackFormatter()
+        >>> rec = logging.makeLogRecord(
+        ...     {"name": "myproject", "levelno": logging.WARNING,
+        ...      "msg": "disk %s is full", "args": ("<b>",)})
+        >>> fmt.format(rec)
+        '⚠️ *myproject* disk &lt;b&gt; is full'
+    """
+
+    def __init__(
+        self,
+        *,
+        msg: Template | _Unset = UNSET,
+        start_msg: Template | _Unset = UNSET,
+        end_msg: Template | _Unset = UNSET,
+        error_msg: Template | _Unset = UNSET,
+    ) -> None:
+        super().__init__()
+        given: dict[EventKind, Template | _Unset] = {
+            "trigger": msg,
+            "start": start_msg,
+            "end": end_msg,
+            "error": error_msg,
+        }
+        self._templates: dict[EventKind, Template] = {
+            kind: tmpl for kind, tmpl in given.items() if not isinstance(tmpl, _Unset)
+        }
+
+    def template_for(self, event: TrainingEvent) -> Template:
+        """The template for ``event``: this formatter's, else the record's."""
+        if event.kind in self._templates:
+            return self._templates[event.kind]
+        if event.has_template:
+            template: Template = event.template
+            return template
+        return "{default}"
+
+    def render(self, record: logging.LogRecord) -> str | None:
+        """Renders ``record``; ``None`` when its template disables the event."""
+        event = event_of(record)
+        if event is None:
+            return self.render_plain(record)
+        template = self.template_for(event)
+        if template is None:
+            return None
+        default = slack_default(event.kind, event.manager, event.context, event.error)
+        return render_template(
+            template,
+            event=event.kind,
+            manager=event.manager,
+            context=event.context,
+            default=default,
+            observations=event.observations,
+            error=event.error,
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Renders ``record``; an empty string when its event is disabled."""
+        return self.render(record) or ""
+
+    def render_plain(self, record: logging.LogRecord) -> str:
+        """Renders a record that is not a training event."""
+        # Custom levels take the marker of the nearest standard level below.
+        below = [lvl for lvl in LEVEL_MARKERS if lvl <= record.levelno]
+        marker = LEVEL_MARKERS[max(below)] if below else "•"
+        text = f"{marker} *{escape(record.name)}* {self.message_text(record)}"
+        if record.exc_info and record.exc_info[0] is not None:
+            text += "\n" + _code_block(
+                "".join(traceback.format_exception(*record.exc_info))
+            )
+        elif record.exc_text:
+            text += "\n" + _code_block(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _code_block(record.stack_info)
+        return text
+
+    @staticmethod
+    def message_text(record: logging.LogRecord) -> str:
+        """The record's message with its arguments escaped and its format trusted."""
+        msg: Any = record.msg
+        if isinstance(msg, Mapping) and "event" in msg:
+            return _structlog_text(msg)
+        if not isinstance(msg, str):
+            return escape(str(msg))
+        if not record.args:
+            return msg
+        args: Any = record.args
+        try:
+            if isinstance(args, Mapping):
+                return msg % {k: _escaped_arg(v) for k, v in args.items()}
+            return msg % tuple(_escaped_arg(a) for a in args)
+        except (TypeError, ValueError, KeyError):
+            # The program's own format does not fit its arguments: show both.
+            return escape(f"{msg} {args!r}")
+
+
+def _kv_value(value: object) -> str:
+    # Quote strings so "path=/a b" stays readable as one value.
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _structlog_text(event_dict: Mapping[str, Any]) -> str:
+    pairs = " ".join(
+        f"{escape(str(key))}={escape(_kv_value(value))}"
+        for key, value in event_dict.items()
+        if key not in _STRUCTLOG_INTERNAL
+    )
+    event = escape(str(event_dict["event"]))
+    return f"{event} {pairs}" if pairs else event

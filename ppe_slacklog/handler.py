@@ -1,0 +1,219 @@
+"""``SlackHandler``: a standard logging handler that delivers records to Slack.
+
+``emit`` renders the record and queues it; a background sender posts it. The
+handler never imports torch or pytorch-pfn-extras: any program can route its
+logs (stdlib or structlog) to Slack through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Final
+
+from slack_sdk import WebClient
+
+from ._diagnostics import DIAGNOSTICS_LOGGER, Once
+from .chunking import DEFAULT_MAX_CHARS
+from .delivery import DeliveryStats, Outbox, Post, in_sender_thread
+from .events import TrainingEvent, event_of
+from .formatter import UNSET, SlackFormatter, _Unset
+from .slackapi import FileData, SlackApi, resolve_token
+from .templates import Template, escape
+
+__all__ = ["SlackHandler"]
+
+# Loggers whose records describe delivery itself; sending them to Slack
+# would make every post produce another post.
+_IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk", "urllib3")
+
+# Slack's upper bound for one uploaded file.
+_MAX_FILE_BYTES: Final = 1024**3
+
+_ESSENTIAL_EVENTS: Final = frozenset({"start", "end", "error"})
+
+
+class SlackHandler(logging.Handler):
+    """A logging handler that posts records to a Slack channel, in threads.
+
+    Training events (from :class:`ppe_slacklog.Slack`) are rendered with the
+    documented templates and posted in one Slack thread per run; any other
+    record becomes a top-level message with a level marker, the logger name,
+    the message and its traceback. ``emit`` only formats and queues: a
+    background thread does the network I/O, in order.
+
+    Args:
+        channel: Channel name (``"experiment-progress"``) or ID.
+        token: Bot token; defaults to the ``SLACK_BOT_TOKEN`` environment
+            variable. Never shown in reprs, warnings or records.
+        base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
+            else Slack's own.
+        client: A ready ``slack_sdk.WebClient`` to use instead of building one.
+        msg: Template for trigger events, overriding the record's.
+        start_msg: Template for start events, overriding the record's.
+        end_msg: Template for end events, overriding the record's.
+        error_msg: Template for error events, overriding the record's.
+        thread: Post each run's events in one Slack thread.
+        level: The handler's level.
+        flush_timeout: Longest wait, in seconds, of :meth:`flush` and
+            :meth:`close` for the queue to drain.
+        max_message_chars: Longer texts are split into several messages.
+
+    Raises:
+        ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client.
+
+    Example:
+        >>> import logging.config
+        >>> logging.config.dictConfig({
+        ...     "version": 1,
+        ...     "disable_existing_loggers": False,
+        ...     "handlers": {"slack": {
+        ...         "()": "ppe_slacklog.SlackHandler",
+        ...         "channel": "experiment-progress"}},
+        ...     "loggers": {"ppe_slacklog.training": {
+        ...         "handlers": ["slack"], "level": "INFO"}},
+        ... })  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        token: str | None = None,
+        *,
+        base_url: str | None = None,
+        client: WebClient | None = None,
+        msg: Template | _Unset = UNSET,
+        start_msg: Template | _Unset = UNSET,
+        end_msg: Template | _Unset = UNSET,
+        error_msg: Template | _Unset = UNSET,
+        thread: bool = True,
+        level: int | str = logging.NOTSET,
+        flush_timeout: float = 10.0,
+        max_message_chars: int = DEFAULT_MAX_CHARS,
+    ) -> None:
+        super().__init__(level)
+        if not isinstance(channel, str) or not channel.strip():
+            raise ValueError(
+                f"SlackHandler needs a channel name or ID, got {channel!r}"
+            )
+        if client is not None:
+            api = SlackApi(client)
+        else:
+            resolved = resolve_token(token)
+            if resolved is None:
+                raise ValueError(
+                    f"SlackHandler for channel {channel} needs a Slack bot token: "
+                    "set the SLACK_BOT_TOKEN environment variable or pass token=..."
+                )
+            api = SlackApi.create(token=resolved, base_url=base_url)
+        self.channel = channel
+        self.thread = thread
+        self.flush_timeout = float(flush_timeout)
+        self.setFormatter(
+            SlackFormatter(
+                msg=msg, start_msg=start_msg, end_msg=end_msg, error_msg=error_msg
+            )
+        )
+        self._outbox = Outbox(api, channel, thread=thread, max_chars=max_message_chars)
+        self._once = Once()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.channel} ({level})>"
+
+    @property
+    def stats(self) -> DeliveryStats:
+        """Counters of what was queued, sent, retried, dropped and failed."""
+        return self._outbox.stats
+
+    @property
+    def pending(self) -> int:
+        """Messages accepted but not yet delivered or given up on."""
+        return self._outbox.pending
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Renders ``record`` and queues it for the sender; never blocks on Slack."""
+        try:
+            if in_sender_thread() or record.name.startswith(_IGNORED_LOGGERS):
+                return
+            post = self.make_post(record)
+            if post is not None:
+                self._outbox.submit(post)
+        except Exception:
+            self.handleError(record)
+
+    def make_post(self, record: logging.LogRecord) -> Post | None:
+        """The :class:`Post` for ``record``; ``None`` when its event is disabled."""
+        event = event_of(record)
+        formatter = self.formatter
+        if isinstance(formatter, SlackFormatter):
+            text = formatter.render(record)
+        else:
+            text = self.format(record)
+        files: tuple[FileData, ...] = ()
+        if event is not None and event.filenames:
+            files, problems = self._read_files(event)
+            if problems:
+                text = "\n".join([text or "", *problems]).lstrip("\n")
+        if text is None or (not text and not files):
+            return None
+        if event is None:
+            return Post(
+                text=text,
+                essential=record.levelno >= logging.WARNING,
+                label=f"{record.levelname} record from {record.name}",
+            )
+        return Post(
+            text=text,
+            thread_key=event.run_id or None,
+            files=files,
+            essential=event.kind in _ESSENTIAL_EVENTS
+            or record.levelno >= logging.WARNING,
+            label=f"{event.kind} message",
+        )
+
+    def _read_files(
+        self, event: TrainingEvent
+    ) -> tuple[tuple[FileData, ...], list[str]]:
+        # Read now, not when the sender gets to it: PlotReport rewrites its
+        # plot every epoch, and the event is about the file as it is now.
+        files: list[FileData] = []
+        problems: list[str] = []
+        for name in event.filenames:
+            try:
+                size = os.path.getsize(name)
+                if size > _MAX_FILE_BYTES:
+                    raise OSError(f"{size} bytes is over Slack's 1 GB limit")
+                with open(name, "rb") as fh:
+                    files.append(FileData(os.path.basename(name), fh.read()))
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                problems.append(
+                    f"⚠️ Could not attach `{escape(name)}`: {escape(reason)}"
+                )
+                self._once.warn(
+                    ("file", name, reason),
+                    f"ppe_slacklog: could not attach {name!r} to the {event.kind} "
+                    f"message for Slack channel {self.channel}: {reason}. The "
+                    "message is sent without it.",
+                )
+        return tuple(files), problems
+
+    def flush(self) -> None:
+        """Waits until queued messages are delivered, at most ``flush_timeout``."""
+        self.drain()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Like :meth:`flush`, with a timeout of choice.
+
+        Returns:
+            ``True`` when nothing is left to send.
+        """
+        return self._outbox.flush(self.flush_timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Delivers what it can within ``flush_timeout``, then stops the sender."""
+        try:
+            self._outbox.close(self.flush_timeout)
+        finally:
+            super().close()

@@ -1,0 +1,285 @@
+"""The only module that talks to slack_sdk: post, upload (v2), channel IDs, errors.
+
+Everything above this module deals in :class:`Posted` results and
+:class:`SlackDeliveryError` exceptions, never in slack_sdk types.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any, Final
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FileData",
+    "Posted",
+    "SlackApi",
+    "SlackDeliveryError",
+    "resolve_base_url",
+    "resolve_token",
+]
+
+DEFAULT_BASE_URL: Final = WebClient.BASE_URL
+
+# Slack IDs of conversations; names are lowercase, so they never match.
+_CHANNEL_ID: Final = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+# What to tell the user for each error Slack may answer that retrying cannot
+# fix. "{channel}" and "{needed}" are filled in when known.
+_FIXES: Final[dict[str, str]] = {
+    "not_authed": "no token reached Slack: set SLACK_BOT_TOKEN or pass token=",
+    "invalid_auth": (
+        "Slack rejected the token: check SLACK_BOT_TOKEN or the token= argument "
+        "(a bot token starts with 'xoxb-') and that the app is installed"
+    ),
+    "account_inactive": "the token's app or user was deactivated: reinstall the app",
+    "token_revoked": "the token was revoked: reinstall the app and use its new token",
+    "token_expired": "the token expired: refresh it or reinstall the app",
+    "channel_not_found": (
+        "no channel {channel} is visible to the bot: check the name or ID; a "
+        "private channel needs the bot invited first (/invite @your-bot)"
+    ),
+    "not_in_channel": (
+        "the bot is not a member of {channel}: invite it with "
+        "'/invite @your-bot' in that channel"
+    ),
+    "is_archived": "{channel} is archived: unarchive it or choose another channel",
+    "missing_scope": (
+        "the token lacks the scope '{needed}': add it under OAuth & Permissions "
+        "of your Slack app and reinstall the app"
+    ),
+    "msg_too_long": "the message is longer than Slack accepts",
+    "no_text": "the message was empty",
+    "thread_not_found": "the thread to reply to no longer exists in {channel}",
+    "restricted_action": "the workspace does not allow the bot to post in {channel}",
+    "method_deprecated": "this Slack API method was retired",
+}
+
+
+class SlackDeliveryError(Exception):
+    """Slack did not accept a request.
+
+    Attributes:
+        code: Slack's error code (``invalid_auth``, ``not_in_channel``, ...),
+            or ``connection_error`` / ``http_<status>`` when Slack never
+            answered with one.
+        permanent: ``True`` when sending the same request again cannot help.
+        fix: What the user can do about it.
+    """
+
+    def __init__(self, code: str, *, channel: str, permanent: bool, fix: str) -> None:
+        self.code = code
+        self.channel = channel
+        self.permanent = permanent
+        self.fix = fix
+        super().__init__(f"Slack error '{code}' for {channel}: {fix}")
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where Slack put a message."""
+
+    channel_id: str
+    ts: str
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A file's name and its bytes, read when the event was logged."""
+
+    name: str
+    content: bytes
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The explicit token, else ``SLACK_BOT_TOKEN``, else ``None``."""
+    return token if token else os.environ.get("SLACK_BOT_TOKEN") or None
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The explicit API URL, else ``SLACK_API_URL``, else Slack's own.
+
+    Example:
+        >>> resolve_base_url("http://127.0.0.1:8080/api")
+        'http://127.0.0.1:8080/api/'
+    """
+    url = base_url or os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL
+    # WebClient joins method names onto the URL, so it must end with "/".
+    return url if url.endswith("/") else url + "/"
+
+
+def _retry_handlers() -> list[Any]:
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+        ServerErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+    ]
+
+
+class SlackApi:
+    """Posts messages and uploads files through a ``slack_sdk.WebClient``.
+
+    Args:
+        client: A ready client. Rate limits (429 + ``Retry-After``), 5xx
+            answers and connection errors are retried by slack_sdk's own
+            retry handlers, installed by :meth:`create`.
+
+    Example:
+        >>> api = SlackApi.create(token="xoxb-...", base_url=None)  # doctest: +SKIP
+        >>> api.post("experiment-progress", "hello").ts  # doctest: +SKIP
+        '1700000000.000100'
+    """
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+        self._channel_ids: dict[str, str] = {}
+
+    @classmethod
+    def create(cls, *, token: str, base_url: str | None, timeout: int = 30) -> SlackApi:
+        """Builds a client with the retry handlers this library relies on."""
+        client = WebClient(
+            token=token,
+            base_url=resolve_base_url(base_url),
+            timeout=timeout,
+            retry_handlers=_retry_handlers(),
+        )
+        return cls(client)
+
+    def __repr__(self) -> str:
+        # WebClient's own repr is the default one, but keep the token out
+        # of anything this object prints on principle.
+        return f"<SlackApi base_url={self._client.base_url!r}>"
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+    ) -> Posted:
+        """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text}
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+            if reply_broadcast:
+                kwargs["reply_broadcast"] = True
+        response = self._call(channel, self._client.chat_postMessage, **kwargs)
+        channel_id = str(response.get("channel") or channel)
+        if _CHANNEL_ID.match(channel_id):
+            self._channel_ids[channel] = channel_id
+        return Posted(channel_id=channel_id, ts=str(response.get("ts")))
+
+    def upload(
+        self,
+        channel: str,
+        files: Sequence[FileData],
+        *,
+        comment: str | None,
+        thread_ts: str | None,
+    ) -> None:
+        """Shares ``files`` into ``channel`` (a thread when ``thread_ts``).
+
+        Uses Slack's current flow (``files.getUploadURLExternal``, upload,
+        ``files.completeUploadExternal``); the retired ``files.upload`` is
+        never called.
+        """
+        uploads = [
+            {"file": f.content, "filename": f.name, "title": f.name} for f in files
+        ]
+        kwargs: dict[str, Any] = {
+            "file_uploads": uploads,
+            "channel": self.channel_id(channel),
+        }
+        if comment:
+            kwargs["initial_comment"] = comment
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+        self._call(channel, self._client.files_upload_v2, **kwargs)
+
+    def channel_id(self, channel: str) -> str:
+        """The ID of ``channel`` (a name, ``#name`` or an ID), looked up once.
+
+        Uploads need IDs; posts answer with one, so a channel already posted
+        to costs no lookup.
+        """
+        if _CHANNEL_ID.match(channel):
+            return channel
+        if channel in self._channel_ids:
+            return self._channel_ids[channel]
+        name = channel.lstrip("#")
+        cursor: str | None = None
+        while True:
+            response = self._call(
+                channel,
+                self._client.conversations_list,
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for conv in response.get("channels") or []:
+                if conv.get("name") == name:
+                    self._channel_ids[channel] = str(conv["id"])
+                    return self._channel_ids[channel]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                raise SlackDeliveryError(
+                    "channel_not_found",
+                    channel=channel,
+                    permanent=True,
+                    fix=_FIXES["channel_not_found"].format(channel=channel),
+                )
+
+    def _call(self, where: str, method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except SlackApiError as exc:
+            raise _api_error(exc, where) from None
+        except (SlackClientError, HTTPException, OSError) as exc:
+            raise SlackDeliveryError(
+                "connection_error",
+                channel=where,
+                permanent=False,
+                fix=f"Slack could not be reached ({type(exc).__name__}: {exc})",
+            ) from None
+
+
+def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
+    response = exc.response
+    status = int(getattr(response, "status_code", 200) or 200)
+    data = response.data if isinstance(response.data, dict) else {}
+    code = str(data.get("error") or f"http_{status}")
+    # Rate limits and server errors outlived slack_sdk's retries: worth
+    # trying again later. Everything Slack refused by name is permanent.
+    transient = (
+        status == 429
+        or status >= 500
+        or code
+        in {
+            "ratelimited",
+            "fatal_error",
+            "internal_error",
+            "service_unavailable",
+            "request_timeout",
+        }
+    )
+    template = _FIXES.get(code, "Slack answered '{code}'")
+    fix = template.format(channel=channel, needed=data.get("needed", "?"), code=code)
+    return SlackDeliveryError(code, channel=channel, permanent=not transient, fix=fix)

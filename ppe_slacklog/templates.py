@@ -1,0 +1,316 @@
+"""Message templates: ppe's default texts, safe rendering and mrkdwn escaping.
+
+pytorch-pfn-extras renders its Slack templates with ``str.format`` and lets a
+missing key (``{val/loss}`` before validation ran) crash the training. Here a
+template never raises: what cannot be rendered becomes a visible marker in
+the text and a :class:`TemplateWarning`, given once per template and problem.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+import string
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "MISSING_MARK",
+    "Template",
+    "TemplateWarning",
+    "default_end_msg",
+    "default_error_msg",
+    "default_msg",
+    "default_start_msg",
+    "escape",
+    "identity",
+    "render_template",
+    "safe_format",
+    "slack_default",
+]
+
+#: A template: a format string, a callable returning a string, or ``None``
+#: (the event is not posted).
+Template = str | Callable[..., str] | None
+
+#: Shown in place of a value that a template asked for but could not get.
+MISSING_MARK = "[missing: {}]"
+
+
+class TemplateWarning(UserWarning):
+    """A message template could not be rendered as written.
+
+    The message is still sent, with a marker where the value was missing.
+    """
+
+
+def escape(text: str) -> str:
+    """Escapes the three characters Slack's mrkdwn treats as control characters.
+
+    Slack reads ``<...>`` as links and mentions (``<!channel>`` pings a whole
+    channel), so every value interpolated into a message goes through here.
+
+    Example:
+        >>> escape("<!channel> & co")
+        '&lt;!channel&gt; &amp; co'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _failsafe(func: Callable[[], object]) -> str:
+    # getpass.getuser() raises in containers whose uid has no passwd entry.
+    try:
+        return str(func())
+    except Exception:
+        return "UNKNOWN"
+
+
+def identity() -> str:
+    """Returns ``user@host [PID n]`` for this process, as ppe's messages show it.
+
+    Computed per call rather than at import so a forked child names itself.
+    """
+    user = _failsafe(getpass.getuser)
+    host = _failsafe(socket.gethostname)
+    return f"{user}@{host} [PID {_failsafe(os.getpid)}]"
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(arg) for arg in sys.argv)
+
+
+def _traceback_text(exc: BaseException) -> str:
+    return "".join(traceback.format_tb(exc.__traceback__)).strip()
+
+
+def _identity_text(esc: Callable[[str], str]) -> str:
+    return esc(identity())
+
+
+def _start_text(esc: Callable[[str], str]) -> str:
+    return (
+        f"🏃 *Training started! {_identity_text(esc)}*\n"
+        f"Command: `{esc(_command_line())}`"
+    )
+
+
+def _end_text(esc: Callable[[str], str]) -> str:
+    return f"✅ *Training finished! {_identity_text(esc)}*"
+
+
+def _error_text(exc: BaseException, esc: Callable[[str], str]) -> str:
+    return (
+        f"❌ *Error during training. {_identity_text(esc)}*\n"
+        f"{esc(type(exc).__name__)}: {esc(str(exc))}\n"
+        "Traceback:\n"
+        "```\n" + esc(_traceback_text(exc)) + "\n```"
+    )
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+def default_msg(manager: Any, context: Any) -> str:
+    """ppe's default trigger message: ``Epoch #<epoch>``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> default_msg(SimpleNamespace(epoch=3), None)
+        'Epoch #3'
+    """
+    return f"Epoch #{manager.epoch}"
+
+
+def default_start_msg(manager: Any, context: Any) -> str:
+    """ppe's default start message: who started the training, and how."""
+    return _start_text(_plain)
+
+
+def default_end_msg(manager: Any, context: Any) -> str:
+    """ppe's default end message."""
+    return _end_text(_plain)
+
+
+def default_error_msg(manager: Any, exc: BaseException, context: Any) -> str:
+    """ppe's default error message, with the traceback in a code block."""
+    return _error_text(exc, _plain)
+
+
+def slack_default(
+    event: str, manager: Any, context: Any, exc: BaseException | None
+) -> str:
+    """The default text of ``event`` with every interpolated part escaped.
+
+    Identical on screen to ppe's default, but a command line or an exception
+    message holding ``<!here>`` cannot ping anyone.
+    """
+    if event == "start":
+        return _start_text(escape)
+    if event == "end":
+        return _end_text(escape)
+    if event == "error":
+        if exc is None:
+            return f"❌ *Error during training. {_identity_text(escape)}*"
+        return _error_text(exc, escape)
+    return escape(f"Epoch #{manager.epoch}")
+
+
+class _Missing:
+    """Stands in for a value that could not be looked up."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attr: str) -> _Missing:
+        return _Missing(f"{self.name}.{attr}")
+
+    def __getitem__(self, key: object) -> _Missing:
+        return _Missing(f"{self.name}[{key}]")
+
+    def __format__(self, spec: str) -> str:
+        return MISSING_MARK.format(self.name)
+
+
+class _SafeFormatter(string.Formatter):
+    """``str.format`` that records problems instead of raising them."""
+
+    def __init__(self, esc: Callable[[str], str]) -> None:
+        self._esc = esc
+        self.problems: list[str] = []
+
+    def get_value(
+        self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:
+        try:
+            return super().get_value(key, args, kwargs)
+        except (KeyError, IndexError):
+            self.problems.append(f"no value named {key!r}")
+            return _Missing(str(key))
+
+    def get_field(
+        self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:
+        try:
+            return super().get_field(field_name, args, kwargs)
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            self.problems.append(f"{{{field_name}}}: {type(exc).__name__}: {exc}")
+            return (_Missing(field_name), field_name)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, _Missing):
+            return format(value, format_spec)
+        try:
+            text = format(value, format_spec)
+        except (ValueError, TypeError) as exc:
+            self.problems.append(f"format spec {format_spec!r}: {exc}")
+            text = f"{value}[bad format: {format_spec}]"
+        return self._esc(text)
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(where: str, problem: str) -> None:
+    key = (where, problem)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(
+        f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
+        "in its place; fix the template, or report the value before this event.",
+        TemplateWarning,
+        stacklevel=4,
+    )
+
+
+def safe_format(
+    template: str,
+    variables: Mapping[str, Any],
+    *,
+    esc: Callable[[str], str] = escape,
+    where: str = "template",
+) -> str:
+    """Formats ``template`` like ``str.format``, but never raises.
+
+    Values are passed through ``esc`` (Slack escaping by default); the
+    template's own text is trusted and left as written. A missing key or
+    attribute becomes ``[missing: name]``, a format spec that does not fit the
+    value is shown next to it, and a malformed template is sent as written.
+    Each problem is reported once as a :class:`TemplateWarning`.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     safe_format("loss={val/loss:.2f} acc={acc}", {"val/loss": 0.123})
+        'loss=0.12 acc=[missing: acc]'
+    """
+    formatter = _SafeFormatter(esc)
+    try:
+        text = formatter.vformat(template, (), variables)
+    except (ValueError, IndexError) as exc:
+        # Unbalanced braces: nothing can be substituted, the text still goes.
+        formatter.problems.append(f"malformed template {template!r}: {exc}")
+        text = template
+    for problem in formatter.problems:
+        _warn_once(where, problem)
+    return text
+
+
+def render_template(
+    template: str | Callable[..., str],
+    *,
+    event: str,
+    manager: Any,
+    context: Any,
+    default: str,
+    observations: Mapping[str, Any],
+    error: BaseException | None = None,
+    esc: Callable[[str], str] = escape,
+) -> str:
+    """Renders one of the documented templates as pytorch-pfn-extras defines it.
+
+    A format string sees ``manager``, ``default``, ``context``, ``error`` (error
+    events only) and every observation by name (``{val/loss}`` works). A
+    callable is called as ``(manager, context)``, or ``(manager, exception,
+    context)`` for the error event, and its text is trusted as written. A
+    callable that raises yields the default text followed by a marker.
+
+    Example:
+        >>> render_template(
+        ...     "Epoch #{manager.epoch}: loss = {loss}",
+        ...     event="trigger",
+        ...     manager=type("M", (), {"epoch": 2})(),
+        ...     context=None,
+        ...     default="Epoch #2",
+        ...     observations={"loss": 0.5},
+        ... )
+        'Epoch #2: loss = 0.5'
+    """
+    where = f"{event} message template"
+    if isinstance(template, str):
+        variables: dict[str, Any] = dict(observations)
+        # Documented names win over observation keys, as in ppe.
+        variables.update(manager=manager, context=context, default=default)
+        if event == "error":
+            variables["error"] = error
+        return safe_format(template, variables, esc=esc, where=where)
+    try:
+        if event == "error":
+            text = template(manager, error, context)
+        else:
+            text = template(manager, context)
+    except Exception as exc:  # a user callable must not stop training
+        problem = f"the callable raised {type(exc).__name__}: {exc}"
+        _warn_once(where, problem)
+        return f"{default}\n{MISSING_MARK.format(esc(problem))}"
+    return str(text)
