@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import SlackDeliveryWarning
-from .delivery import DeliveryStats
 from .events import DEFAULT_LOGGER, ManagerSnapshot, TrainingEvent, event_of
 from .formatter import SlackFormatter
 from .handler import SlackHandler
+from .stats import DeliveryStats
 from .templates import TemplateWarning, escape
 
 if TYPE_CHECKING:

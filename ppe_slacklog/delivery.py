@@ -13,15 +13,15 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from ._diagnostics import Once
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .slackapi import FileData, SlackApi, SlackDeliveryError
+from .stats import DeliveryStats
 
-__all__ = ["DeliveryStats", "Outbox", "Post", "in_sender_thread"]
+__all__ = ["Outbox", "Post", "in_sender_thread"]
 
 # Seconds between attempts at a post that failed for a reason that may pass
 # (Slack unreachable, 5xx after slack_sdk's own retries).
@@ -58,27 +58,6 @@ class Post:
     _done: int = field(default=0, repr=False)
 
 
-@dataclass
-class DeliveryStats:
-    """Counters of what an outbox did; read them to see what happened.
-
-    Attributes:
-        queued: Posts accepted from ``emit``.
-        sent: Posts fully delivered.
-        api_calls: Slack API requests made (an upload counts three).
-        retries: Attempts repeated after a transient failure.
-        dropped: Posts discarded without an attempt (handler closed).
-        failed: Posts given up on after an error.
-    """
-
-    queued: int = 0
-    sent: int = 0
-    api_calls: int = 0
-    retries: int = 0
-    dropped: int = 0
-    failed: int = 0
-
-
 _outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
@@ -86,7 +65,7 @@ class Outbox:
     """Delivers :class:`Post` objects to one Slack channel from a background thread.
 
     Args:
-        api: The Slack API to deliver through, or a factory for it.
+        api: The Slack API to deliver through; its ``stats`` are the outbox's.
         channel: Channel name or ID.
         thread: Whether posts with a ``thread_key`` are threaded.
         max_chars: Longest text of one Slack message; longer texts are split.
@@ -94,18 +73,17 @@ class Outbox:
 
     def __init__(
         self,
-        api: SlackApi | Callable[[], SlackApi],
+        api: SlackApi,
         channel: str,
         *,
         thread: bool = True,
         max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
-        self._api_source = api
-        self._api: SlackApi | None = api if isinstance(api, SlackApi) else None
+        self._api = api
         self.channel = channel
         self.thread = thread
         self.max_chars = max_chars
-        self.stats = DeliveryStats()
+        self.stats: DeliveryStats = api.stats
         self._once = Once()
         self._parents: dict[str, str] = {}
         self._closed = False
@@ -172,7 +150,12 @@ class Outbox:
         with self._cond:
             self._closed = True
             left = self._unfinished
+            sender = self._sender
             self._cond.notify_all()
+        if sender is not None and sender is not threading.current_thread():
+            # A short wait lets the sender settle its counters; a request in
+            # flight is not waited for, so closing never hangs.
+            sender.join(timeout=0.5)
         if not delivered and left:
             self._once.warn(
                 ("undelivered",),
@@ -200,12 +183,6 @@ class Outbox:
                 self._unfinished -= 1
                 self._cond.notify_all()
 
-    def _get_api(self) -> SlackApi:
-        if self._api is None:
-            source = self._api_source
-            self._api = source if isinstance(source, SlackApi) else source()
-        return self._api
-
     def _deliver(self, post: Post) -> None:
         for attempt in range(len(_RETRY_DELAYS) + 1):
             try:
@@ -219,7 +196,8 @@ class Outbox:
                     if self._cond.wait_for(
                         lambda: self._closed, timeout=_RETRY_DELAYS[attempt]
                     ):
-                        self._give_up(post, exc)
+                        # Closing: close() reports what is left undelivered.
+                        self.stats.dropped += 1
                         return
             except Exception as exc:  # a bug must not kill the sender
                 self.stats.failed += 1
@@ -263,7 +241,7 @@ class Outbox:
         return [("post", c) for c in head] + [("upload", comment)]
 
     def _send(self, post: Post) -> None:
-        api = self._get_api()
+        api = self._api
         if post._steps is None:
             post._steps = self._plan(post)
         key = post.thread_key if self.thread else None
@@ -271,12 +249,10 @@ class Outbox:
             kind, text = post._steps[post._done]
             parent = self._parents.get(key) if key is not None else None
             if kind == "post":
-                self.stats.api_calls += 1
                 posted = api.post(self.channel, text, thread_ts=parent)
                 if key is not None and parent is None:
                     self._parents[key] = posted.ts
             else:
-                self.stats.api_calls += 3
                 api.upload(
                     self.channel, post.files, comment=text or None, thread_ts=parent
                 )

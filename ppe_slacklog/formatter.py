@@ -152,7 +152,7 @@ class SlackFormatter(logging.Formatter):
         # Custom levels take the marker of the nearest standard level below.
         below = [lvl for lvl in LEVEL_MARKERS if lvl <= record.levelno]
         marker = LEVEL_MARKERS[max(below)] if below else "•"
-        text = f"{marker} *{escape(record.name)}* {self.message_text(record)}"
+        text = f"{marker} *{escape(str(record.name))}* {self.message_text(record)}"
         if record.exc_info and record.exc_info[0] is not None:
             text += "\n" + _code_block(
                 "".join(traceback.format_exception(*record.exc_info))

@@ -15,10 +15,11 @@ from slack_sdk import WebClient
 
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import DeliveryStats, Outbox, Post, in_sender_thread
+from .delivery import Outbox, Post, in_sender_thread
 from .events import TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset
 from .slackapi import FileData, SlackApi, resolve_token
+from .stats import DeliveryStats
 from .templates import Template, escape
 
 __all__ = ["SlackHandler"]
@@ -134,7 +135,7 @@ class SlackHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Renders ``record`` and queues it for the sender; never blocks on Slack."""
         try:
-            if in_sender_thread() or record.name.startswith(_IGNORED_LOGGERS):
+            if in_sender_thread() or str(record.name).startswith(_IGNORED_LOGGERS):
                 return
             post = self.make_post(record)
             if post is not None:
@@ -152,11 +153,12 @@ class SlackHandler(logging.Handler):
             text = self.format(record)
         files: tuple[FileData, ...] = ()
         if event is not None and event.filenames:
+            # Files go up even when the event's text is disabled, as in ppe.
             files, problems = self._read_files(event)
-            if problems:
-                text = "\n".join([text or "", *problems]).lstrip("\n")
-        if text is None or (not text and not files):
+            text = "\n".join([text or "", *problems]).strip("\n")
+        if not text and not files:
             return None
+        text = text or ""
         if event is None:
             return Post(
                 text=text,

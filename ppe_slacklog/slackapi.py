@@ -23,6 +23,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import (
     BackoffRetryIntervalCalculator,
 )
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from .stats import DeliveryStats
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -123,13 +129,53 @@ def resolve_base_url(base_url: str | None) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _retry_handlers() -> list[Any]:
+class _Counted(RetryHandler):
+    """Wraps one of slack_sdk's retry handlers to count what it retries."""
+
+    def __init__(self, inner: RetryHandler, stats: DeliveryStats) -> None:
+        super().__init__(inner.max_retry_count, inner.interval_calculator)
+        self._inner = inner
+        self._stats = stats
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return self._inner._can_retry(
+            state=state, request=request, response=response, error=error
+        )
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self._stats.retries += 1
+        self._stats.api_calls += 1
+        if response is not None and response.status_code == 429:
+            self._stats.rate_limited += 1
+        self._inner.prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def _retry_handlers(stats: DeliveryStats) -> list[RetryHandler]:
+    # slack_sdk's retry machinery: Retry-After on 429, backoff on 5xx and on
+    # connection errors. The counts are shared by all handlers of a request.
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
-    return [
+    handlers: list[RetryHandler] = [
         ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
         RateLimitErrorRetryHandler(max_retry_count=5),
         ServerErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
     ]
+    return [_Counted(h, stats) for h in handlers]
 
 
 class SlackApi:
@@ -146,20 +192,22 @@ class SlackApi:
         '1700000000.000100'
     """
 
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
         self._client = client
         self._channel_ids: dict[str, str] = {}
+        self.stats = stats if stats is not None else DeliveryStats()
 
     @classmethod
     def create(cls, *, token: str, base_url: str | None, timeout: int = 30) -> SlackApi:
         """Builds a client with the retry handlers this library relies on."""
+        stats = DeliveryStats()
         client = WebClient(
             token=token,
             base_url=resolve_base_url(base_url),
             timeout=timeout,
-            retry_handlers=_retry_handlers(),
+            retry_handlers=_retry_handlers(stats),
         )
-        return cls(client)
+        return cls(client, stats)
 
     def __repr__(self) -> str:
         # WebClient's own repr is the default one, but keep the token out
@@ -248,9 +296,13 @@ class SlackApi:
                 )
 
     def _call(self, where: str, method: Any, **kwargs: Any) -> Any:
+        # An upload is three requests: get the URL, send the bytes, complete.
+        self.stats.api_calls += 3 if method == self._client.files_upload_v2 else 1
         try:
             return method(**kwargs)
         except SlackApiError as exc:
+            if getattr(exc.response, "status_code", 200) == 429:
+                self.stats.rate_limited += 1
             raise _api_error(exc, where) from None
         except (SlackClientError, HTTPException, OSError) as exc:
             raise SlackDeliveryError(

@@ -1,0 +1,94 @@
+"""Shared fixtures: the Slack emulator, a clean logging state, ppe managers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+
+from ppe_slacklog import DEFAULT_LOGGER, SlackHandler
+from ppe_slacklog.testing import SlackEmulator
+
+_PLUGIN = "ppe_slacklog.testing.pytest_plugin"
+
+# An installed ppe_slacklog registers the plugin through its pytest11 entry
+# point; naming it here as well would register it twice.
+pytest_plugins = (
+    []
+    if any(ep.value == _PLUGIN for ep in entry_points(group="pytest11"))
+    else [_PLUGIN]
+)
+
+
+@pytest.fixture
+def emu(slack_emulator: SlackEmulator) -> SlackEmulator:
+    """The emulator, under a short name."""
+    return slack_emulator
+
+
+@pytest.fixture
+def slack_env(emu: SlackEmulator, monkeypatch: pytest.MonkeyPatch) -> SlackEmulator:
+    """``SLACK_BOT_TOKEN`` and ``SLACK_API_URL`` pointing at the emulator."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", emu.token)
+    monkeypatch.setenv("SLACK_API_URL", emu.base_url)
+    return emu
+
+
+@pytest.fixture(autouse=True)
+def clean_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts and ends with unconfigured loggers and no Slack env."""
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_API_URL", raising=False)
+    names = [DEFAULT_LOGGER, "myproject", "ppe_slacklog", ""]
+    saved = {
+        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names
+    }
+    yield
+    for name in [*logging.root.manager.loggerDict, ""]:
+        logger = logging.getLogger(name)
+        for handler in logger.handlers[:]:
+            if isinstance(handler, SlackHandler):
+                handler.flush_timeout = 2.0
+                handler.close()
+        if name not in saved:
+            logger.handlers.clear()
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+    for name, (handlers, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+def make_manager(max_epochs: int = 3, iters_per_epoch: int = 2, **kw: Any) -> Any:
+    """A real pytorch-pfn-extras manager around a tiny model."""
+    import pytorch_pfn_extras as ppe
+    import torch
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return ppe.training.ExtensionsManager(
+        model, optimizer, max_epochs, iters_per_epoch=iters_per_epoch, **kw
+    )
+
+
+def run_training(
+    manager: Any,
+    report: Callable[[Any], dict[str, Any]] | None = None,
+    fail_at: int | None = None,
+) -> None:
+    """Runs the manager to the end, reporting ``report(manager)`` each iteration.
+
+    With ``fail_at``, raises ``ValueError("boom")`` inside that iteration.
+    """
+    import pytorch_pfn_extras as ppe
+
+    while not manager.stop_trigger:
+        with manager.run_iteration():
+            if fail_at is not None and manager.iteration + 1 == fail_at:
+                raise ValueError("boom")
+            if report is not None:
+                ppe.reporting.report(report(manager))

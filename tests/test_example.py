@@ -1,0 +1,170 @@
+"""End-to-end tests of ``examples/train.py``, run as a real subprocess.
+
+Without ``SLACK_BOT_TOKEN`` the example trains against its bundled Slack
+emulator and prints the channel as a user would see it; these tests read that
+printout. With a token (here: pointed at an emulator of the test through
+``SLACK_API_URL``) it posts like it would to real Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ppe_slacklog.testing import SlackEmulator
+
+__all__: list[str] = []
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "examples" / "train.py"
+RENDER_HEADER = "The Slack thread, as a user would see it:"
+REPLY = "  > "
+REPLY_CONTINUATION = "    "
+EPOCH_REPLY = r"Epoch #{}: loss = \d+\.\d{{4}}, accuracy = \d\.\d{{3}}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run of the example."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    out_dir: Path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SLACK_BOT_TOKEN", "SLACK_API_URL"}
+    }
+    env.update(PYTHONIOENCODING="utf-8", MPLBACKEND="Agg", **extra)
+    return env
+
+
+def _run(out_dir: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--out", str(out_dir), *args],
+        cwd=REPO_ROOT,
+        env=_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    return Run(completed.returncode, completed.stdout, completed.stderr, out_dir)
+
+
+@pytest.fixture(scope="module")
+def emulated_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Two epochs against the example's own emulator (no SLACK_BOT_TOKEN)."""
+    out_dir = tmp_path_factory.mktemp("example") / "result"
+    return _run(out_dir, "--epochs", "2")
+
+
+def _parse_render(stdout: str) -> tuple[list[str], list[str]]:
+    """Splits the printed channel into top-level lines and thread replies.
+
+    Returns:
+        The lines of top-level messages (a multi-line message gives several)
+        and the replies, each with its continuation lines joined by newlines.
+    """
+    assert RENDER_HEADER in stdout, stdout
+    lines = stdout.split(RENDER_HEADER, 1)[1].strip("\n").splitlines()
+    assert lines[0] == "#experiment-progress", lines
+    top_level: list[str] = []
+    replies: list[str] = []
+    for line in lines[1:]:
+        if line.startswith(REPLY):
+            replies.append(line[len(REPLY) :])
+        elif line.startswith(REPLY_CONTINUATION) and replies:
+            replies[-1] += "\n" + line[len(REPLY_CONTINUATION) :]
+        else:
+            assert not replies, f"a top-level line after the thread: {line!r}"
+            top_level.append(line)
+    return top_level, replies
+
+
+def test_example_runs_cleanly(emulated_run: Run) -> None:
+    assert emulated_run.returncode == 0, emulated_run.stderr
+    assert "SLACK_BOT_TOKEN is not set" in emulated_run.stdout
+    # No delivery problem, no template problem.
+    assert "SlackDeliveryWarning" not in emulated_run.stderr, emulated_run.stderr
+    assert "TemplateWarning" not in emulated_run.stderr, emulated_run.stderr
+    assert "Traceback" not in emulated_run.stderr, emulated_run.stderr
+
+
+def test_one_thread_rooted_at_the_start_message(emulated_run: Run) -> None:
+    top_level, _ = _parse_render(emulated_run.stdout)
+    # The start message is the only top-level message: its two lines.
+    assert len(top_level) == 2, top_level
+    assert top_level[0].startswith("🏃 *Training started! "), top_level
+    assert top_level[1].startswith("Command: `"), top_level
+    assert "train.py" in top_level[1]
+    assert "--epochs 2" in top_level[1]
+
+
+def test_one_reply_per_epoch_then_the_end_message(emulated_run: Run) -> None:
+    _, replies = _parse_render(emulated_run.stdout)
+    assert len(replies) == 3, replies
+    epoch1, epoch2, end = replies
+    assert re.fullmatch(EPOCH_REPLY.format(1), epoch1), epoch1
+    # The plot is uploaded once, with the last epoch (upload_trigger).
+    assert re.fullmatch(
+        EPOCH_REPLY.format(2) + re.escape(" [file: statistics.png]"), epoch2
+    ), epoch2
+    assert end.startswith("✅ *Training finished! "), end
+    assert end.endswith("<@username> Check out the result!"), end
+    assert "[missing:" not in emulated_run.stdout
+    assert emulated_run.stdout.count("[file: ") == 1
+
+
+def test_outputs_are_written_to_out_dir(emulated_run: Run) -> None:
+    plot = emulated_run.out_dir / "statistics.png"
+    assert plot.is_file()
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    log = json.loads((emulated_run.out_dir / "log").read_text())
+    assert [entry["epoch"] for entry in log] == [1, 2]
+    assert {"train/loss", "val/loss", "val/accuracy"} <= set(log[-1])
+
+
+def test_with_a_token_it_posts_to_the_configured_slack(tmp_path: Path) -> None:
+    with SlackEmulator() as emu:
+        env = _env(SLACK_BOT_TOKEN=emu.token, SLACK_API_URL=emu.base_url)
+        run = _run(tmp_path / "result", "--epochs", "1", "--channel", "alerts", env=env)
+        assert run.returncode == 0, run.stderr
+        assert "SlackDeliveryWarning" not in run.stderr, run.stderr
+        assert "sent to Slack channel #alerts" in run.stdout
+        assert RENDER_HEADER not in run.stdout
+        (parent,) = emu.top_level("alerts")
+        texts = [m.text for m in emu.thread("alerts", parent.ts)]
+        assert texts[0].startswith("🏃 *Training started! ")
+        assert re.fullmatch(EPOCH_REPLY.format(1), texts[1]), texts
+        assert texts[2].startswith("✅ *Training finished! ")
+        assert len(texts) == 3, texts
+        (uploaded,) = emu.files
+        assert uploaded.name == "statistics.png"
+        assert uploaded.thread_ts == parent.ts
+        assert uploaded.content == (tmp_path / "result" / "statistics.png").read_bytes()
+        assert emu.messages("experiment-progress") == []
+
+
+def test_help_describes_the_options() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    for option in ("--epochs", "--channel", "--out", "SLACK_BOT_TOKEN"):
+        assert option in completed.stdout
