@@ -18,10 +18,6 @@ DEFAULT_MAX_CHARS: Final = 4000
 _FENCE: Final = "```"
 
 
-def _hard_split(line: str, width: int) -> list[str]:
-    return [line[i : i + width] for i in range(0, len(line), width)] or [""]
-
-
 def split_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     """Splits ``text`` into parts of at most ``max_chars`` characters.
 
@@ -30,35 +26,55 @@ def split_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     fences added to keep code blocks balanced) gives back the text.
 
     Example:
-        >>> split_text("a\\nb\\nc", max_chars=3)
-        ['a\\nb', 'c']
-        >>> split_text("```\\n1\\n2\\n```", max_chars=9)
-        ['```\\n1\\n```', '```\\n2\\n```']
+        >>> split_text("first line\\nsecond line", max_chars=20)
+        ['first line', 'second line']
+        >>> split_text("```\\n" + "\\n".join(["aaaa"] * 5) + "\\n```", max_chars=20)
+        ['```\\naaaa\\naaaa\\n```', '```\\naaaa\\naaaa\\n```', '```\\naaaa\\n```']
     """
     if len(text) <= max_chars:
         return [text]
-    # Room for a closing fence and its newline in a part that ends in code.
+    # Room for a closing "\\n```" in a part that ends inside code, and for
+    # a reopening "```\\n" in front of a part that starts inside code.
     room = max_chars - len(_FENCE) - 1
-    if room < 1:
-        raise ValueError(f"max_chars={max_chars} is too small to split code")
+    width = room - len(_FENCE) - 1
+    if width < 8:
+        raise ValueError(f"max_chars={max_chars} is too small to split a message")
     parts: list[str] = []
     current: list[str] = []
-    size = 0
     in_code = False
-    for line in text.split("\n"):
-        for piece in _hard_split(line, room - len(_FENCE) - 1):
-            extra = len(piece) + (1 if current else 0)
-            if current and size + extra > room:
-                if in_code:
-                    current.append(_FENCE)
+
+    def close_part() -> None:
+        nonlocal current
+        if in_code and current and current[-1].strip() == _FENCE:
+            # The block opened on this part's last line: open it in the next.
+            current.pop()
+            if current:
                 parts.append("\n".join(current))
-                current = [_FENCE] if in_code else []
-                size = len(_FENCE) if in_code else 0
-                extra = len(piece) + (1 if current else 0)
-            current.append(piece)
-            size += extra
-            if piece.count(_FENCE) % 2 == 1:
-                in_code = not in_code
+        elif current and current != [_FENCE]:
+            parts.append("\n".join([*current, _FENCE] if in_code else current))
+        current = [_FENCE] if in_code else []
+
+    for line in text.split("\n"):
+        if len(line) > width:
+            # One line longer than a part: each slice becomes a part of its
+            # own, so no newline is invented inside the line.
+            close_part()
+            for i in range(0, len(line), width):
+                current.append(line[i : i + width])
+                close_part()
+        elif in_code and line.strip() == _FENCE and current == [_FENCE]:
+            # The previous part already closed this block for us.
+            current, in_code = [], False
+            continue
+        else:
+            closes_code = in_code and line.strip() == _FENCE
+            # A closing fence uses the room kept for it; no empty block.
+            limit = max_chars if closes_code else room
+            if len("\n".join([*current, line])) > limit:
+                close_part()
+            current.append(line)
+        if line.count(_FENCE) % 2 == 1:
+            in_code = not in_code
     if current and current != [_FENCE]:
         parts.append("\n".join(current))
     return parts

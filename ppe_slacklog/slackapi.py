@@ -271,29 +271,42 @@ class SlackApi:
             return channel
         if channel in self._channel_ids:
             return self._channel_ids[channel]
+        try:
+            found = self._find_channel(channel, "public_channel,private_channel")
+        except SlackDeliveryError as exc:
+            # Listing private channels needs groups:read, which a bot that
+            # only posts to public channels rarely has.
+            if exc.code != "missing_scope":
+                raise
+            found = self._find_channel(channel, "public_channel")
+        if found is None:
+            raise SlackDeliveryError(
+                "channel_not_found",
+                channel=channel,
+                permanent=True,
+                fix=_FIXES["channel_not_found"].format(channel=channel),
+            )
+        self._channel_ids[channel] = found
+        return found
+
+    def _find_channel(self, channel: str, types: str) -> str | None:
         name = channel.lstrip("#")
         cursor: str | None = None
         while True:
             response = self._call(
                 channel,
                 self._client.conversations_list,
-                types="public_channel,private_channel",
+                types=types,
                 exclude_archived=True,
                 limit=200,
                 cursor=cursor,
             )
             for conv in response.get("channels") or []:
                 if conv.get("name") == name:
-                    self._channel_ids[channel] = str(conv["id"])
-                    return self._channel_ids[channel]
+                    return str(conv["id"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
-                raise SlackDeliveryError(
-                    "channel_not_found",
-                    channel=channel,
-                    permanent=True,
-                    fix=_FIXES["channel_not_found"].format(channel=channel),
-                )
+                return None
 
     def _call(self, where: str, method: Any, **kwargs: Any) -> Any:
         # An upload is three requests: get the URL, send the bytes, complete.

@@ -38,4 +38,30 @@ def test_overlong_single_line_is_cut_not_dropped() -> None:
 
 def test_too_small_limit_is_an_error() -> None:
     with pytest.raises(ValueError):
-        split_text("abc\ndef", 3)
+        split_text("x" * 100, 15)
+
+
+def test_random_texts_keep_every_line_and_balance() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        lines = []
+        for _ in range(rng.randint(1, 80)):
+            kind = rng.random()
+            if kind < 0.1 and (not lines or lines[-1] != "```"):
+                lines.append("```")
+            else:
+                lines.append("y" * rng.randint(0, 90))
+        if lines.count("```") % 2:
+            lines.append("```")
+        text = "\n".join(lines)
+        limit = rng.randint(40, 400)
+        parts = split_text(text, limit)
+        assert all(len(p) <= limit for p in parts), limit
+        assert all(p.count("```") % 2 == 0 for p in parts)
+        if "```\n```" not in text:  # no empty block unless the text has one
+            assert all(p.strip() != "```\n```" for p in parts)
+        assert "".join(parts).replace("`", "").replace("\n", "") == text.replace(
+            "`", ""
+        ).replace("\n", "")

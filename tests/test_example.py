@@ -27,6 +27,7 @@ EXAMPLE = REPO_ROOT / "examples" / "train.py"
 RENDER_HEADER = "The Slack thread, as a user would see it:"
 REPLY = "  > "
 REPLY_CONTINUATION = "    "
+TOP_CONTINUATION = "  "
 EPOCH_REPLY = r"Epoch #{}: loss = \d+\.\d{{4}}, accuracy = \d\.\d{{3}}"
 
 
@@ -87,6 +88,8 @@ def _parse_render(stdout: str) -> tuple[list[str], list[str]]:
             replies.append(line[len(REPLY) :])
         elif line.startswith(REPLY_CONTINUATION) and replies:
             replies[-1] += "\n" + line[len(REPLY_CONTINUATION) :]
+        elif line.startswith(TOP_CONTINUATION) and top_level and not replies:
+            top_level.append(line[len(TOP_CONTINUATION) :])
         else:
             assert not replies, f"a top-level line after the thread: {line!r}"
             top_level.append(line)

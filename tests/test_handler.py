@@ -217,3 +217,32 @@ def test_close_stops_sender_and_later_records_are_reported(
     with pytest.warns(ppe_slacklog.SlackDeliveryWarning, match="closed"):
         handler.handle(logging.makeLogRecord({"msg": "late", "levelno": 30}))
     assert handler.stats.dropped == 1
+
+
+def test_files_without_thread_resolve_the_channel_id(
+    emu: SlackEmulator, tmp_path: Any
+) -> None:
+    from ppe_slacklog.events import ManagerSnapshot, event_extra
+
+    plot = tmp_path / "loss.png"
+    plot.write_bytes(b"png")
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url, thread=False)
+    logger = logging.getLogger("ppe_slacklog.training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    extra = event_extra(
+        kind="trigger",
+        run_id="r1",
+        snapshot=ManagerSnapshot(epoch=1),
+        context=None,
+        filenames=[str(plot)],
+        template="Epoch {manager.epoch}",
+    )
+    logger.info("epoch 1", extra=extra)
+    assert handler.drain(timeout=5.0)
+    (message,) = emu.messages(CHANNEL)
+    assert message.text == "Epoch 1" and message.thread_ts is None
+    assert [f.content for f in message.files] == [b"png"]
+    # The bot lacks groups:read: the lookup fell back to public channels.
+    lookups = [c for c in emu.calls if c.method == "conversations.list"]
+    assert [c.error for c in lookups] == ["missing_scope", None]

@@ -10,6 +10,9 @@ __all__ = ["render_channel"]
 
 _REPLY = "  > "
 _REPLY_CONT = "    "
+# Continuation lines of a top-level message are indented too, so they cannot
+# be mistaken for another top-level message.
+_TOP_CONT = "  "
 
 
 def _describe(message: EmulatedMessage) -> str:
@@ -45,7 +48,7 @@ def render_channel(name: str, messages: Sequence[EmulatedMessage]) -> str:
     if not top:
         lines.append("(no messages)")
     for parent in top:
-        lines.extend(_block(_describe(parent), "", ""))
+        lines.extend(_block(_describe(parent), "", _TOP_CONT))
         for reply in messages:
             if reply.thread_ts != parent.ts:
                 continue
