@@ -16,6 +16,16 @@ __all__ = ["DIAGNOSTICS_LOGGER", "Once", "SlackDeliveryWarning"]
 
 DIAGNOSTICS_LOGGER: Final = "ppe_slacklog.diagnostics"
 _logger = logging.getLogger(DIAGNOSTICS_LOGGER)
+_state = threading.local()
+
+
+def reporting() -> bool:
+    """True while this thread reports a diagnostic.
+
+    With ``logging.captureWarnings(True)`` a warning becomes a ``py.warnings``
+    record; a SlackHandler seeing it must not send it back to Slack.
+    """
+    return bool(getattr(_state, "active", False))
 
 
 class SlackDeliveryWarning(UserWarning):
@@ -35,6 +45,10 @@ class Once:
             if key in self._seen:
                 return False
             self._seen.add(key)
-        _logger.info("%s", message)
-        warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+        _state.active = True
+        try:
+            _logger.info("%s", message)
+            warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+        finally:
+            _state.active = False
         return True

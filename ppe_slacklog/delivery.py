@@ -1,9 +1,12 @@
-"""The outbox: a queue of posts and the background thread that delivers them.
+"""The outbox: the background thread that delivers queued posts to one channel.
 
-The training thread only appends to the queue. One sender thread per outbox
-posts in order, so a thread's parent always precedes its replies and files
-land next to their message. Failures are retried when retrying can help and
-reported once when it cannot; nothing here ever raises into the caller.
+The training thread only appends to the queue (:mod:`ppe_slacklog.queueing`).
+One sender thread per outbox takes the next post (with the neighbours that
+can share its message), paces it to Slack's per-channel rate, and posts it.
+A post that fails for a reason that may pass is retried with backoff for as
+long as the outbox is open, after asking Slack whether an earlier attempt was
+stored after all; a post Slack refuses by name is reported once and dropped.
+Nothing here raises into the caller.
 """
 
 from __future__ import annotations
@@ -11,21 +14,31 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 import weakref
-from collections import deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
 from ._diagnostics import Once
 from .chunking import DEFAULT_MAX_CHARS, split_text
-from .slackapi import FileData, SlackApi, SlackDeliveryError
+from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
+from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
+from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
 from .stats import DeliveryStats
 
-__all__ = ["Outbox", "Post", "in_sender_thread"]
+__all__ = ["Outbox", "in_sender_thread"]
 
-# Seconds between attempts at a post that failed for a reason that may pass
-# (Slack unreachable, 5xx after slack_sdk's own retries).
-_RETRY_DELAYS: Final = (1.0, 2.0, 4.0, 8.0, 16.0)
+# Backoff between attempts at a post that failed for a reason that may pass.
+_BACKOFF_FIRST: Final = 0.5
+_BACKOFF_MAX: Final = 5.0
+# Slack's clock and ours may differ a little: look back this much further
+# when asking whether an earlier attempt was stored.
+_CLOCK_SLACK: Final = 60.0
+
+# Pace a little under the rate: requests reach Slack with some jitter, and
+# one that arrives early against Slack's own bucket is answered 429.
+_PACING_MARGIN: Final = 0.95
 
 _sender_state = threading.local()
 
@@ -36,39 +49,53 @@ def in_sender_thread() -> bool:
 
 
 @dataclass
-class Post:
-    """One message to deliver: text, the thread it belongs to, files.
-
-    Attributes:
-        text: Slack mrkdwn text; may be empty when only files are sent.
-        thread_key: Posts sharing a key share a Slack thread (the first one
-            starts it); ``None`` posts at top level.
-        files: Files to share next to the text.
-        essential: Start, end, error and WARNING-or-above records.
-        label: What the post is, for diagnostics ("end message").
-    """
-
+class _Step:
+    kind: str  # "post" or "upload"
     text: str
-    thread_key: str | None = None
-    files: tuple[FileData, ...] = ()
-    essential: bool = False
-    label: str = "message"
-    # Delivery progress, so a retry resumes instead of re-posting parts.
-    _steps: list[tuple[str, str]] | None = field(default=None, repr=False)
-    _done: int = field(default=0, repr=False)
+    done: bool = False
+    # Set when an attempt failed in a way that Slack may have stored it.
+    maybe_sent_since: float | None = None
+
+
+@dataclass
+class _Message:
+    """What one batch of posts becomes: texts and files, sent step by step."""
+
+    thread_key: str | None
+    files: tuple[FileData, ...]
+    label: str
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    steps: list[_Step] | None = None
+    paced: bool = False
+
+    @classmethod
+    def of(cls, batch: list[Post]) -> _Message:
+        first = batch[0]
+        label = first.label if len(batch) == 1 else f"batch of {len(batch)} records"
+        return cls(
+            thread_key=first.thread_key,
+            files=first.files,
+            label=label,
+            text="\n".join(p.display() for p in batch),
+        )
 
 
 _outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
 class Outbox:
-    """Delivers :class:`Post` objects to one Slack channel from a background thread.
+    """Delivers posts to one Slack channel from a background thread.
 
     Args:
         api: The Slack API to deliver through; its ``stats`` are the outbox's.
         channel: Channel name or ID.
         thread: Whether posts with a ``thread_key`` are threaded.
         max_chars: Longest text of one Slack message; longer texts are split.
+        max_queue_records: Bound of the queue in posts.
+        max_queue_bytes: Bound of the queue in (approximate) bytes.
+        rate: Messages per second to the channel; ``None`` to not pace.
+        burst: Messages that may go at once before ``rate`` applies.
     """
 
     def __init__(
@@ -78,38 +105,51 @@ class Outbox:
         *,
         thread: bool = True,
         max_chars: int = DEFAULT_MAX_CHARS,
+        max_queue_records: int = DEFAULT_MAX_RECORDS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        rate: float | None = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
     ) -> None:
         self._api = api
         self.channel = channel
         self.thread = thread
         self.max_chars = max_chars
         self.stats: DeliveryStats = api.stats
+        self._bounds = (max_queue_records, max_queue_bytes)
+        self._bucket: TokenBucket | None = (
+            None
+            if rate is None
+            else bucket_for(api.base_url, channel, rate * _PACING_MARGIN, burst)
+        )
         self._once = Once()
         self._parents: dict[str, str] = {}
         self._closed = False
+        self._last_flush_timeout = -1.0
         self._init_runtime()
         _outboxes.add(self)
 
     def _init_runtime(self) -> None:
-        # Everything a forked child must not inherit: locks possibly held by
-        # the parent's sender at fork time, its queue, its thread.
+        # Everything a forked child must not inherit: a lock the parent's
+        # sender may have held at fork time, the parent's queue, its thread.
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[Post] = deque()
-        self._unfinished = 0
+        self._queue = PostQueue(*self._bounds)
+        self._in_flight = 0
         self._sender: threading.Thread | None = None
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
-        return f"<Outbox {self.channel} queued={len(self._queue)}>"
+        return f"<Outbox {self.channel} pending={self.pending}>"
 
     @property
     def pending(self) -> int:
         """Posts accepted but not yet delivered or given up on."""
-        return self._unfinished
+        return len(self._queue) + self._in_flight
+
+    # -- the caller's side ----------------------------------------------------
 
     def submit(self, post: Post) -> None:
         """Queues ``post``; returns at once, never touches the network."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # forked without os.register_at_fork
             self._init_runtime()
         with self._cond:
             if self._closed:
@@ -121,35 +161,44 @@ class Outbox:
                     "closed and is dropped.",
                 )
                 return
-            self._queue.append(post)
-            self._unfinished += 1
             self.stats.queued += 1
-            if self._sender is None or not self._sender.is_alive():
+            self.stats.dropped += self._queue.add(post)
+            sender = self._sender
+            if sender is None or not sender.is_alive():
                 self._sender = threading.Thread(
                     target=self._run,
                     name=f"ppe_slacklog-sender-{self.channel}",
                     daemon=True,
                 )
                 self._sender.start()
-            self._cond.notify_all()
+            else:
+                self._cond.notify()
 
     def flush(self, timeout: float) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while self._unfinished:
+            while self.pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._last_flush_timeout = time.monotonic()
                     return False
                 self._cond.wait(remaining)
         return True
 
     def close(self, timeout: float) -> None:
-        """Delivers what it can within ``timeout``, then stops the sender."""
+        """Delivers what it can within ``timeout``, then stops the sender.
+
+        ``logging.shutdown`` flushes and then closes each handler: when the
+        flush just ran out of time, closing does not wait a second time, so
+        a process exits within one ``flush_timeout`` even with Slack down.
+        """
+        if time.monotonic() - self._last_flush_timeout < 1.0:
+            timeout = 0.0
         delivered = self.flush(timeout)
         with self._cond:
             self._closed = True
-            left = self._unfinished
+            left = self.pending
             sender = self._sender
             self._cond.notify_all()
         if sender is not None and sender is not threading.current_thread():
@@ -164,99 +213,190 @@ class Outbox:
                 "(raise flush_timeout to wait longer).",
             )
 
+    # -- the sender's side ----------------------------------------------------
+
+    def _wait_unless_closed(self, seconds: float) -> bool:
+        """Sleeps ``seconds``; ``True`` if the outbox was closed meanwhile."""
+        if seconds <= 0:
+            return self._closed
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed, timeout=seconds)
+
     def _run(self) -> None:
         _sender_state.active = True
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
+                while not len(self._queue) and not self._closed:
                     self._cond.wait()
                 if self._closed:
-                    self.stats.dropped += len(self._queue)
-                    self._unfinished -= len(self._queue)
-                    self._queue.clear()
+                    self.stats.dropped += len(self._queue.clear())
                     self._cond.notify_all()
                     return
-                post = self._queue[0]
-            self._deliver(post)
+                first = self._queue.take()
+                self._in_flight = 1
+            batch = [first]
+            if self._bucket is not None:
+                wait = self._bucket.reserve()
+                if wait > 0:
+                    # Slack's rate makes this post wait anyway: what piles
+                    # up meanwhile goes with it, as one message.
+                    self._wait_unless_closed(wait)
+                    with self._cond:
+                        batch += self._queue.take_followers(first, self.max_chars)
+                        self._in_flight = len(batch)
+            delivered = self._deliver(batch, paced=True)
+            if delivered:
+                self._report_drops()
             with self._cond:
-                self._queue.popleft()
-                self._unfinished -= 1
+                self._in_flight = 0
                 self._cond.notify_all()
 
-    def _deliver(self, post: Post) -> None:
-        for attempt in range(len(_RETRY_DELAYS) + 1):
+    def _deliver(self, batch: list[Post], *, paced: bool) -> bool:
+        message = _Message.of(batch)
+        # The first step of the first attempt already used its rate token.
+        message.paced = paced
+        delay = _BACKOFF_FIRST
+        while True:
             try:
-                self._send(post)
+                self._send(message)
             except SlackDeliveryError as exc:
-                if exc.permanent or attempt == len(_RETRY_DELAYS):
-                    self._give_up(post, exc)
-                    return
+                if exc.code == "thread_not_found" and message.thread_key:
+                    # The thread's parent was deleted: start a new thread.
+                    self._parents.pop(message.thread_key, None)
+                    continue
+                if exc.permanent:
+                    self._give_up(message, exc, len(batch))
+                    return False
                 self.stats.retries += 1
-                with self._cond:
-                    if self._cond.wait_for(
-                        lambda: self._closed, timeout=_RETRY_DELAYS[attempt]
-                    ):
-                        # Closing: close() reports what is left undelivered.
-                        self.stats.dropped += 1
-                        return
+                if self._wait_unless_closed(delay):
+                    self.stats.dropped += len(batch)
+                    return False
+                delay = min(delay * 2, _BACKOFF_MAX)
             except Exception as exc:  # a bug must not kill the sender
-                self.stats.failed += 1
+                self.stats.failed += len(batch)
                 self._once.warn(
                     ("bug", type(exc).__name__),
                     f"ppe_slacklog: unexpected {type(exc).__name__} while sending "
-                    f"a {post.label} to {self.channel}: {exc}",
+                    f"a {message.label} to {self.channel}: {exc}",
                 )
-                return
+                return False
             else:
-                self.stats.sent += 1
-                return
+                self.stats.sent += len(batch)
+                return True
 
-    def _give_up(self, post: Post, exc: SlackDeliveryError) -> None:
-        self.stats.failed += 1
-        why = "" if exc.permanent else " after several attempts"
+    def _give_up(self, message: _Message, exc: SlackDeliveryError, n: int) -> None:
+        self.stats.failed += n
         self._once.warn(
             ("error", exc.code),
-            f"ppe_slacklog could not deliver a {post.label} to Slack channel "
-            f"{self.channel}{why}: {exc.fix} (Slack error '{exc.code}'). "
-            "Training continues; later messages to this channel fail the same "
-            "way until this is fixed.",
+            f"ppe_slacklog could not deliver a {message.label} to Slack channel "
+            f"{self.channel}: {exc.fix} (Slack error '{exc.code}'). Training "
+            "continues; later messages to this channel fail the same way until "
+            "this is fixed.",
         )
 
-    def _plan(self, post: Post) -> list[tuple[str, str]]:
-        chunks = split_text(post.text, self.max_chars) if post.text else []
-        if not post.files:
-            return [("post", chunk) for chunk in chunks]
+    def _plan(self, message: _Message) -> list[_Step]:
+        chunks = split_text(message.text, self.max_chars) if message.text else []
+        if not message.files:
+            return [_Step("post", chunk) for chunk in chunks]
         starts_thread = (
             self.thread
-            and post.thread_key is not None
-            and post.thread_key not in self._parents
+            and message.thread_key is not None
+            and message.thread_key not in self._parents
         )
         if starts_thread:
-            # The file message's ts is not returned reliably, so a new
-            # thread's parent is always a plain message.
+            # Slack does not reliably return the ts of a file message, so a
+            # new thread's parent is always a plain message.
             if not chunks:
-                chunks = ["📎 " + ", ".join(f.name for f in post.files)]
-            return [("post", c) for c in chunks] + [("upload", "")]
+                chunks = ["📎 " + ", ".join(f.name for f in message.files)]
+            return [_Step("post", c) for c in chunks] + [_Step("upload", "")]
         head, comment = chunks[:-1], (chunks[-1] if chunks else "")
-        return [("post", c) for c in head] + [("upload", comment)]
+        return [_Step("post", c) for c in head] + [_Step("upload", comment)]
 
-    def _send(self, post: Post) -> None:
-        api = self._api
-        if post._steps is None:
-            post._steps = self._plan(post)
-        key = post.thread_key if self.thread else None
-        while post._done < len(post._steps):
-            kind, text = post._steps[post._done]
+    def _pace(self, message: _Message) -> None:
+        if message.paced:
+            message.paced = False
+        elif self._bucket is not None:
+            self._wait_unless_closed(self._bucket.reserve())
+
+    def _send(self, message: _Message) -> None:
+        if message.steps is None:
+            message.steps = self._plan(message)
+        key = message.thread_key if self.thread else None
+        for number, step in enumerate(message.steps):
+            if step.done:
+                continue
             parent = self._parents.get(key) if key is not None else None
-            if kind == "post":
-                posted = api.post(self.channel, text, thread_ts=parent)
+            if step.kind == "upload":
+                self._pace(message)
+                self._api.upload(
+                    self.channel,
+                    message.files,
+                    comment=step.text or None,
+                    thread_ts=parent,
+                )
+            else:
+                posted = self._post_once(message, number, parent)
                 if key is not None and parent is None:
                     self._parents[key] = posted.ts
-            else:
-                api.upload(
-                    self.channel, post.files, comment=text or None, thread_ts=parent
+            step.done = True
+
+    def _post_once(self, message: _Message, number: int, parent: str | None) -> Posted:
+        """Posts step ``number`` unless an earlier, unanswered attempt was stored."""
+        assert message.steps is not None
+        step = message.steps[number]
+        message_id = f"{message.id}-{number}"
+        if step.maybe_sent_since is not None:
+            try:
+                found = self._api.find_posted(
+                    self.channel,
+                    message_id,
+                    thread_ts=parent,
+                    oldest=step.maybe_sent_since - _CLOCK_SLACK,
                 )
-            post._done += 1
+            except SlackDeliveryError as exc:
+                if not exc.permanent:
+                    raise  # Slack still away: try again later
+                found = None  # cannot tell (no history scope): post again
+            if found is not None:
+                return found
+        self._pace(message)
+        attempt_at = time.time()
+        try:
+            return self._api.post(
+                self.channel, step.text, thread_ts=parent, message_id=message_id
+            )
+        except SlackDeliveryError as exc:
+            if exc.ambiguous and step.maybe_sent_since is None:
+                step.maybe_sent_since = attempt_at
+            raise
+
+    def _report_drops(self) -> None:
+        with self._cond:
+            dropped = self._queue.take_dropped()
+        if not dropped:
+            return
+        text = _drop_notice(dropped, *self._bounds)
+        try:
+            if self._bucket is not None:
+                self._wait_unless_closed(self._bucket.reserve())
+            self._api.post(self.channel, text)
+        except SlackDeliveryError:
+            with self._cond:  # tell next time
+                self._queue.dropped.update(dropped)
+
+
+def _drop_notice(dropped: Counter[str], max_records: int, max_bytes: int) -> str:
+    what = ", ".join(
+        f"{n} {'trigger message' if kind == 'trigger' else 'log record'}"
+        f"{'s' if n != 1 else ''}"
+        for kind, n in sorted(dropped.items())
+    )
+    return (
+        f"⚠️ *ppe_slacklog* dropped {sum(dropped.values())} message(s) while Slack "
+        f"was unreachable ({what}): the queue holds at most {max_records} "
+        f"records / {max_bytes // (1024 * 1024)} MB. Start, end, error and "
+        "WARNING-or-above messages are kept."
+    )
 
 
 def _after_fork_in_child() -> None:

@@ -13,11 +13,13 @@ from typing import Final
 
 from slack_sdk import WebClient
 
-from ._diagnostics import DIAGNOSTICS_LOGGER, Once
+from ._diagnostics import DIAGNOSTICS_LOGGER, Once, reporting
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import Outbox, Post, in_sender_thread
+from .delivery import Outbox, in_sender_thread
 from .events import TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset
+from .pacing import DEFAULT_BURST, DEFAULT_RATE
+from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
 from .slackapi import FileData, SlackApi, resolve_token
 from .stats import DeliveryStats
 from .templates import Template, escape
@@ -30,8 +32,6 @@ _IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk", "urllib3")
 
 # Slack's upper bound for one uploaded file.
 _MAX_FILE_BYTES: Final = 1024**3
-
-_ESSENTIAL_EVENTS: Final = frozenset({"start", "end", "error"})
 
 
 class SlackHandler(logging.Handler):
@@ -59,6 +59,13 @@ class SlackHandler(logging.Handler):
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
         max_message_chars: Longer texts are split into several messages.
+        max_queue_records: Most records waiting for Slack; past it the
+            oldest trigger and sub-WARNING records are dropped first.
+        max_queue_bytes: Most (approximate) bytes waiting for Slack.
+        rate_limit: Messages per second to the channel (Slack allows about
+            one); ``None`` to not pace.
+        burst: Messages that may go at once before ``rate_limit`` applies.
+        request_timeout: Seconds to wait for one Slack API answer.
 
     Raises:
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client.
@@ -91,6 +98,11 @@ class SlackHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         flush_timeout: float = 10.0,
         max_message_chars: int = DEFAULT_MAX_CHARS,
+        max_queue_records: int = DEFAULT_MAX_RECORDS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        rate_limit: float | None = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+        request_timeout: float = 15.0,
     ) -> None:
         super().__init__(level)
         if not isinstance(channel, str) or not channel.strip():
@@ -106,7 +118,9 @@ class SlackHandler(logging.Handler):
                     f"SlackHandler for channel {channel} needs a Slack bot token: "
                     "set the SLACK_BOT_TOKEN environment variable or pass token=..."
                 )
-            api = SlackApi.create(token=resolved, base_url=base_url)
+            api = SlackApi.create(
+                token=resolved, base_url=base_url, timeout=request_timeout
+            )
         self.channel = channel
         self.thread = thread
         self.flush_timeout = float(flush_timeout)
@@ -115,7 +129,16 @@ class SlackHandler(logging.Handler):
                 msg=msg, start_msg=start_msg, end_msg=end_msg, error_msg=error_msg
             )
         )
-        self._outbox = Outbox(api, channel, thread=thread, max_chars=max_message_chars)
+        self._outbox = Outbox(
+            api,
+            channel,
+            thread=thread,
+            max_chars=max_message_chars,
+            max_queue_records=max_queue_records,
+            max_queue_bytes=max_queue_bytes,
+            rate=rate_limit,
+            burst=burst,
+        )
         self._once = Once()
 
     def __repr__(self) -> str:
@@ -135,7 +158,11 @@ class SlackHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Renders ``record`` and queues it for the sender; never blocks on Slack."""
         try:
-            if in_sender_thread() or str(record.name).startswith(_IGNORED_LOGGERS):
+            if (
+                in_sender_thread()
+                or reporting()
+                or str(record.name).startswith(_IGNORED_LOGGERS)
+            ):
                 return
             post = self.make_post(record)
             if post is not None:
@@ -162,15 +189,15 @@ class SlackHandler(logging.Handler):
         if event is None:
             return Post(
                 text=text,
-                essential=record.levelno >= logging.WARNING,
+                level=record.levelno,
                 label=f"{record.levelname} record from {record.name}",
             )
         return Post(
             text=text,
             thread_key=event.run_id or None,
             files=files,
-            essential=event.kind in _ESSENTIAL_EVENTS
-            or record.levelno >= logging.WARNING,
+            kind=event.kind,
+            level=record.levelno,
             label=f"{event.kind} message",
         )
 

@@ -15,14 +15,7 @@ from typing import Any, Final
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import (
-    BackoffRetryIntervalCalculator,
-)
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -41,6 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL: Final = WebClient.BASE_URL
+
+# The metadata event type that marks this library's posts.
+_METADATA_EVENT: Final = "ppe_slacklog_post"
 
 # Slack IDs of conversations; names are lowercase, so they never match.
 _CHANNEL_ID: Final = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -85,13 +81,24 @@ class SlackDeliveryError(Exception):
             or ``connection_error`` / ``http_<status>`` when Slack never
             answered with one.
         permanent: ``True`` when sending the same request again cannot help.
+        ambiguous: ``True`` when Slack may have acted on the request anyway
+            (a 5xx answer, a connection lost after sending, a timeout).
         fix: What the user can do about it.
     """
 
-    def __init__(self, code: str, *, channel: str, permanent: bool, fix: str) -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        channel: str,
+        permanent: bool,
+        fix: str,
+        ambiguous: bool = False,
+    ) -> None:
         self.code = code
         self.channel = channel
         self.permanent = permanent
+        self.ambiguous = ambiguous
         self.fix = fix
         super().__init__(f"Slack error '{code}' for {channel}: {fix}")
 
@@ -167,15 +174,11 @@ class _Counted(RetryHandler):
 
 
 def _retry_handlers(stats: DeliveryStats) -> list[RetryHandler]:
-    # slack_sdk's retry machinery: Retry-After on 429, backoff on 5xx and on
-    # connection errors. The counts are shared by all handlers of a request.
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
-    handlers: list[RetryHandler] = [
-        ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
-        RateLimitErrorRetryHandler(max_retry_count=5),
-        ServerErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
-    ]
-    return [_Counted(h, stats) for h in handlers]
+    # A 429 means Slack did not take the request: slack_sdk's handler waits
+    # its Retry-After and sends it again. A 5xx or a broken connection may
+    # come after Slack stored the message, so those are retried by the
+    # outbox, which first asks Slack whether the message is already there.
+    return [_Counted(RateLimitErrorRetryHandler(max_retry_count=5), stats)]
 
 
 class SlackApi:
@@ -198,13 +201,15 @@ class SlackApi:
         self.stats = stats if stats is not None else DeliveryStats()
 
     @classmethod
-    def create(cls, *, token: str, base_url: str | None, timeout: int = 30) -> SlackApi:
+    def create(
+        cls, *, token: str, base_url: str | None, timeout: float = 15.0
+    ) -> SlackApi:
         """Builds a client with the retry handlers this library relies on."""
         stats = DeliveryStats()
         client = WebClient(
             token=token,
             base_url=resolve_base_url(base_url),
-            timeout=timeout,
+            timeout=max(1, round(timeout)),
             retry_handlers=_retry_handlers(stats),
         )
         return cls(client, stats)
@@ -214,6 +219,11 @@ class SlackApi:
         # of anything this object prints on principle.
         return f"<SlackApi base_url={self._client.base_url!r}>"
 
+    @property
+    def base_url(self) -> str:
+        """The API URL the client talks to."""
+        return str(self._client.base_url)
+
     def post(
         self,
         channel: str,
@@ -221,18 +231,60 @@ class SlackApi:
         *,
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
+        message_id: str | None = None,
     ) -> Posted:
-        """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``."""
+        """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``.
+
+        ``message_id`` travels as message metadata so that :meth:`find_posted`
+        can tell later whether Slack stored a post whose answer was lost.
+        """
         kwargs: dict[str, Any] = {"channel": channel, "text": text}
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
             if reply_broadcast:
                 kwargs["reply_broadcast"] = True
+        if message_id is not None:
+            kwargs["metadata"] = {
+                "event_type": _METADATA_EVENT,
+                "event_payload": {"id": message_id},
+            }
         response = self._call(channel, self._client.chat_postMessage, **kwargs)
         channel_id = str(response.get("channel") or channel)
         if _CHANNEL_ID.match(channel_id):
             self._channel_ids[channel] = channel_id
         return Posted(channel_id=channel_id, ts=str(response.get("ts")))
+
+    def find_posted(
+        self, channel: str, message_id: str, *, thread_ts: str | None, oldest: float
+    ) -> Posted | None:
+        """The message posted with ``message_id`` since ``oldest``, if Slack has it.
+
+        Reads ``conversations.replies`` (in a thread) or
+        ``conversations.history``; needs the ``channels:history`` scope (or
+        ``groups:history`` for private channels).
+        """
+        channel_id = self.channel_id(channel)
+        kwargs: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": f"{oldest:.6f}",
+            "include_all_metadata": True,
+            "limit": 200,
+        }
+        if thread_ts is not None:
+            method = self._client.conversations_replies
+            kwargs["ts"] = thread_ts
+        else:
+            method = self._client.conversations_history
+        response = self._call(channel, method, **kwargs)
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == _METADATA_EVENT
+                and payload.get("id") == message_id
+            ):
+                return Posted(channel_id=channel_id, ts=str(message.get("ts")))
+        return None
 
     def upload(
         self,
@@ -322,6 +374,8 @@ class SlackApi:
                 "connection_error",
                 channel=where,
                 permanent=False,
+                ambiguous=not isinstance(exc, ConnectionRefusedError)
+                and "refused" not in str(exc),
                 fix=f"Slack could not be reached ({type(exc).__name__}: {exc})",
             ) from None
 
@@ -347,4 +401,10 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
     )
     template = _FIXES.get(code, "Slack answered '{code}'")
     fix = template.format(channel=channel, needed=data.get("needed", "?"), code=code)
-    return SlackDeliveryError(code, channel=channel, permanent=not transient, fix=fix)
+    return SlackDeliveryError(
+        code,
+        channel=channel,
+        permanent=not transient,
+        fix=fix,
+        ambiguous=status >= 500,
+    )

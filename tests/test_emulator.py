@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.metadata import Metadata
 
 from ppe_slacklog.testing import ApiCall, EmulatedFile, EmulatedMessage, SlackEmulator
 
@@ -705,6 +706,228 @@ def test_read_back_returns_copies(emu: SlackEmulator) -> None:
     assert len(emu.messages()) == 1
     assert len(emu.calls) == 1
     assert emu.calls[0].params["text"] == "x"
+
+
+# ------------------------------------------------------- history and replies
+
+
+def _post(client: WebClient, text: str, **kwargs: Any) -> str:
+    ts: str = client.chat_postMessage(channel="general", text=text, **kwargs)["ts"]
+    return ts
+
+
+def test_metadata_round_trip_through_history(emu: SlackEmulator) -> None:
+    client = emu.client()
+    as_dict = {"event_type": "run_started", "event_payload": {"run": "r1", "n": 3}}
+    response = client.chat_postMessage(channel="general", text="dict", metadata=as_dict)
+    assert response["message"]["metadata"] == as_dict
+    # A JSON string is not in slack_sdk's annotation but is sent as is.
+    as_string: Any = json.dumps({"event_type": "epoch", "event_payload": {"epoch": 1}})
+    client.chat_postMessage(channel="general", text="string", metadata=as_string)
+    client.chat_postMessage(
+        channel="general",
+        text="model",
+        metadata=Metadata(event_type="done", event_payload={"ok": True}),
+    )
+    _post(client, "plain")
+    # slack_sdk sends a dict inside its JSON body; a JSON string stays a string.
+    sent = [c.params["metadata"] for c in emu.calls if "metadata" in c.params]
+    assert isinstance(sent[0], dict) and isinstance(sent[1], str)
+    expected = [
+        None,
+        {"event_type": "done", "event_payload": {"ok": True}},
+        {"event_type": "epoch", "event_payload": {"epoch": 1}},
+        as_dict,
+    ]
+    assert [m.metadata for m in reversed(emu.messages())] == expected
+    channel = emu.channel_id("general")
+    hidden = client.conversations_history(channel=channel)["messages"]
+    assert [m["text"] for m in hidden] == ["plain", "model", "string", "dict"]
+    assert all("metadata" not in m for m in hidden)
+    shown = client.conversations_history(channel=channel, include_all_metadata=True)
+    assert [m.get("metadata") for m in shown["messages"]] == expected
+    first = shown["messages"][-1]
+    replies = client.conversations_replies(
+        channel=channel, ts=first["ts"], include_all_metadata=True
+    )
+    assert replies["messages"][0]["metadata"] == as_dict
+
+
+def test_invalid_metadata_is_rejected(emu: SlackEmulator) -> None:
+    client = emu.client()
+    with pytest.raises(SlackApiError) as not_json:
+        broken: Any = "{nope"
+        client.chat_postMessage(channel="general", text="x", metadata=broken)
+    assert _error(not_json) == "invalid_metadata_format"
+    with pytest.raises(SlackApiError) as no_payload:
+        client.chat_postMessage(
+            channel="general", text="x", metadata={"event_type": "run"}
+        )
+    assert _error(no_payload) == "invalid_metadata_schema"
+    assert emu.messages() == []
+
+
+def test_history_shape_threads_and_broadcasts(emu: SlackEmulator) -> None:
+    client = emu.client()
+    parent = _post(client, "Run 1")
+    _post(client, "epoch 1", thread_ts=parent)
+    broadcast = _post(client, "finished", thread_ts=parent, reply_broadcast=True)
+    lonely = _post(client, "Run 2")
+    response = client.conversations_history(channel=emu.channel_id("general"))
+    assert response["ok"] is True
+    assert response["has_more"] is False
+    assert response["response_metadata"]["next_cursor"] == ""
+    messages = response["messages"]
+    # Newest first; replies only appear when also sent to the channel.
+    assert [m["ts"] for m in messages] == [lonely, broadcast, parent]
+    assert all(m["type"] == "message" and m["user"] == "U0000001" for m in messages)
+    assert "thread_ts" not in messages[0] and "reply_count" not in messages[0]
+    assert messages[1]["subtype"] == "thread_broadcast"
+    assert messages[1]["thread_ts"] == parent
+    assert messages[2]["thread_ts"] == parent
+    assert messages[2]["reply_count"] == 2
+    assert messages[2]["latest_reply"] == broadcast
+
+
+def test_history_paging_with_cursor_and_oldest(emu: SlackEmulator) -> None:
+    client = emu.client()
+    channel = emu.channel_id("general")
+    stamps = [_post(client, f"m{i}") for i in range(5)]
+    first = client.conversations_history(channel=channel, limit=2)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3"]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    second = client.conversations_history(channel=channel, limit=2, cursor=cursor)
+    assert [m["text"] for m in second["messages"]] == ["m2", "m1"]
+    # slack_sdk's own pagination follows next_cursor until it is empty.
+    # (It reuses one response object, so read each page while iterating.)
+    pages = [
+        ([m["text"] for m in page["messages"]], page["has_more"])
+        for page in client.conversations_history(channel=channel, limit=2)
+    ]
+    assert pages == [(["m4", "m3"], True), (["m2", "m1"], True), (["m0"], False)]
+    newer = client.conversations_history(channel=channel, oldest=stamps[2])
+    assert [m["text"] for m in newer["messages"]] == ["m4", "m3"]
+    inclusive = client.conversations_history(
+        channel=channel, oldest=stamps[2], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["m4", "m3", "m2"]
+    window = client.conversations_history(
+        channel=channel, oldest=stamps[0], latest=stamps[3]
+    )
+    assert [m["text"] for m in window["messages"]] == ["m2", "m1"]
+    paged = client.conversations_history(channel=channel, oldest=stamps[0], limit=3)
+    assert [m["text"] for m in paged["messages"]] == ["m4", "m3", "m2"]
+    rest = client.conversations_history(
+        channel=channel,
+        oldest=stamps[0],
+        limit=3,
+        cursor=paged["response_metadata"]["next_cursor"],
+    )
+    assert [m["text"] for m in rest["messages"]] == ["m1"]
+    with pytest.raises(SlackApiError) as bad_cursor:
+        client.conversations_history(channel=channel, cursor="not-a-cursor")
+    assert _error(bad_cursor) == "invalid_cursor"
+    with pytest.raises(SlackApiError) as bad_oldest:
+        client.conversations_history(channel=channel, oldest="yesterday")
+    assert _error(bad_oldest) == "invalid_ts_oldest"
+
+
+def test_replies_parent_first_then_oldest_first(emu: SlackEmulator) -> None:
+    client = emu.client()
+    channel = emu.channel_id("general")
+    parent = _post(client, "Run 1")
+    _post(client, "other")
+    replies = [_post(client, f"epoch {i}", thread_ts=parent) for i in range(3)]
+    response = client.conversations_replies(channel=channel, ts=parent)
+    messages = response["messages"]
+    assert [m["text"] for m in messages] == ["Run 1", "epoch 0", "epoch 1", "epoch 2"]
+    assert [m["ts"] for m in messages] == [parent, *replies]
+    assert messages[0]["reply_count"] == 3
+    assert all(m["thread_ts"] == parent for m in messages)
+    assert all(m["parent_user_id"] == "U0000001" for m in messages[1:])
+    assert response["has_more"] is False
+    first = client.conversations_replies(channel=channel, ts=parent, limit=2)
+    assert [m["text"] for m in first["messages"]] == ["Run 1", "epoch 0"]
+    assert first["has_more"] is True
+    rest = client.conversations_replies(
+        channel=channel, ts=parent, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["epoch 1", "epoch 2"]
+    unthreaded = client.conversations_replies(channel=channel, ts=_post(client, "x"))
+    assert [m["text"] for m in unthreaded["messages"]] == ["x"]
+
+
+def test_history_and_replies_need_channels_history_scope() -> None:
+    scopes = ("chat:write", "channels:read", "channels:join")
+    with SlackEmulator(scopes=scopes) as emulator:
+        client = emulator.client()
+        ts = _post(client, "x")
+        channel = emulator.channel_id("general")
+        with pytest.raises(SlackApiError) as history:
+            client.conversations_history(channel=channel)
+        with pytest.raises(SlackApiError) as replies:
+            client.conversations_replies(channel=channel, ts=ts)
+        for excinfo in (history, replies):
+            assert _error(excinfo) == "missing_scope"
+            assert excinfo.value.response["needed"] == "channels:history"
+    assert "channels:history" in SlackEmulator().scopes
+    assert "groups:read" not in SlackEmulator().scopes
+
+
+def test_private_channel_history_needs_groups_history() -> None:
+    with SlackEmulator() as emulator:
+        private = emulator.add_channel("secret", private=True)
+        with pytest.raises(SlackApiError) as excinfo:
+            emulator.client().conversations_history(channel=private)
+        assert _error(excinfo) == "missing_scope"
+        assert excinfo.value.response["needed"] == "groups:history"
+
+
+def test_history_channel_errors(emu: SlackEmulator) -> None:
+    client = emu.client()
+    with pytest.raises(SlackApiError) as not_member:
+        client.conversations_history(channel=emu.channel_id("alerts"))
+    assert _error(not_member) == "not_in_channel"
+    with pytest.raises(SlackApiError) as replies_not_member:
+        client.conversations_replies(channel=emu.channel_id("alerts"), ts="1.000001")
+    assert _error(replies_not_member) == "not_in_channel"
+    with pytest.raises(SlackApiError) as by_name:
+        client.conversations_history(channel="general")
+    assert _error(by_name) == "channel_not_found"
+
+
+def test_replies_thread_not_found(emu: SlackEmulator) -> None:
+    client = emu.client()
+    ts = _post(client, "parent")
+    with pytest.raises(SlackApiError) as unknown:
+        client.conversations_replies(channel=emu.channel_id("general"), ts="1.000001")
+    assert _error(unknown) == "thread_not_found"
+    with pytest.raises(SlackApiError) as wrong_channel:
+        client.conversations_replies(
+            channel=emu.channel_id("experiment-progress"), ts=ts
+        )
+    assert _error(wrong_channel) == "thread_not_found"
+
+
+def test_delay_after_accept_times_out_but_stores(emu: SlackEmulator) -> None:
+    client = emu.client(timeout=0.2)
+    emu.delay_after_accept(1, 0.8)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        client.chat_postMessage(channel="general", text="accepted?")
+    assert time.monotonic() - started < 0.7
+    # Stored and logged as accepted although the client saw a timeout; the
+    # default retry handlers do not retry a read timeout.
+    assert [m.text for m in emu.messages()] == ["accepted?"]
+    assert [(c.method, c.ok) for c in emu.calls] == [("chat.postMessage", True)]
+    client.chat_postMessage(channel="general", text="next is on time")
+    assert len(emu.messages()) == 2
+    emu.delay_after_accept(3, 5.0, method="auth.test")
+    emu.reset()
+    client.auth_test()
+    with pytest.raises(ValueError):
+        emu.delay_after_accept(1, -1.0)
 
 
 # ---------------------------------------------------------------- fixtures

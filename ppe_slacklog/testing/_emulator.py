@@ -20,7 +20,13 @@ __all__ = ["SlackEmulator"]
 
 DEFAULT_TOKEN = "xoxb-emulator-token"
 DEFAULT_CHANNELS = ("general", "experiment-progress", "alerts")
-DEFAULT_SCOPES = ("chat:write", "files:write", "channels:read", "channels:join")
+DEFAULT_SCOPES = (
+    "chat:write",
+    "files:write",
+    "channels:read",
+    "channels:join",
+    "channels:history",
+)
 
 
 class SlackEmulator:
@@ -30,9 +36,12 @@ class SlackEmulator:
     :meth:`client`); no patching involved. Implemented methods:
     ``auth.test``, ``chat.postMessage``, ``files.getUploadURLExternal`` (+ the
     raw upload), ``files.completeUploadExternal``, ``files.info``,
-    ``conversations.list`` / ``.info`` / ``.join``; the retired
-    ``files.upload`` answers ``method_deprecated``. Faults (latency, 429 rate
-    limits, 5xx, dropped connections, outages) can be injected at any time.
+    ``conversations.list`` / ``.info`` / ``.join`` / ``.history`` /
+    ``.replies``; the retired ``files.upload`` answers ``method_deprecated``.
+    ``chat.postMessage`` stores message ``metadata``, which the history
+    methods return with ``include_all_metadata=True``. Faults (latency, 429
+    rate limits, 5xx, dropped connections, late answers, outages) can be
+    injected at any time.
 
     Args:
         token: The only bot token accepted.
@@ -270,6 +279,8 @@ class SlackEmulator:
     def reset(self) -> None:
         """Clear messages, files, pending uploads, the call log and all faults.
 
+        Faults include queued ``delay_after_accept`` answers.
+
         Channels (and the bot's memberships) are kept.
 
         Example:
@@ -333,6 +344,36 @@ class SlackEmulator:
             >>> SlackEmulator().fail_after_accept(1)
         """
         self._faults.fail_after_accept(count, status=status, method=method)
+
+    def delay_after_accept(
+        self, count: int, seconds: float, *, method: str | None = "chat.postMessage"
+    ) -> None:
+        """Execute the next ``count`` matching calls, then answer ``seconds`` late.
+
+        The call takes effect (and is logged) at once; only the HTTP answer is
+        held back. A client whose ``timeout`` is shorter gives up although
+        Slack accepted the call: the ambiguous timeout behind duplicate posts.
+        ``WebClient``'s default retry handlers do not retry read timeouts.
+
+        Args:
+            count: How many matching calls to delay.
+            seconds: Delay of each answer, in seconds.
+            method: API method to match (``None``: any method).
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     emu.delay_after_accept(1, 0.5)
+            ...     try:
+            ...         _ = emu.client(timeout=0.1).chat_postMessage(
+            ...             channel="general", text="sent?"
+            ...         )
+            ...     except TimeoutError:
+            ...         print("client timed out")
+            ...     [m.text for m in emu.messages()]
+            client timed out
+            ['sent?']
+        """
+        self._faults.delay_after_accept(count, seconds, method=method)
 
     def drop_connections(self, count: int, *, method: str | None = None) -> None:
         """Close the socket of the next ``count`` matching calls unanswered.

@@ -215,10 +215,16 @@ class Engine:
             )
             return self._answer(method, params, limited, started)
         after_accept = self.faults.take_fail_after_accept(method)
+        delay = self.faults.take_delay_after_accept(method)
         result = self.workspace.execute(method, params)
         if after_accept is not None:
             result = _forced(after_accept)
-        return self._answer(method, params, result, started)
+        reply = self._answer(method, params, result, started)
+        if delay:
+            # Logged (and stored) already; only the answer is late, so a
+            # client with a short timeout gives up on an accepted call.
+            time.sleep(delay)
+        return reply
 
     def handle_upload(self, file_id: str, body: bytes) -> Reply | None:
         """Answer the raw POST of file bytes to an upload URL."""

@@ -1,4 +1,4 @@
-"""Thread-safe fault plan of the emulator: latency, rate limits, failures."""
+"""Thread-safe fault plan of the emulator: latency, rate limits, failures, delays."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class _CountedFault:
     remaining: int
     status: int
     method: str | None
+    seconds: float = 0.0
 
     def matches(self, method: str) -> bool:
         return self.remaining > 0 and self.method in (None, method)
@@ -76,12 +77,13 @@ class FaultPlan:
         self._fail_next: list[_CountedFault] = []
         self._fail_after_accept: list[_CountedFault] = []
         self._drops: list[_CountedFault] = []
+        self._delays: list[_CountedFault] = []
         self._outage = False
 
     @staticmethod
-    def _checked_latency(seconds: float) -> float:
+    def _checked_latency(seconds: float, what: str = "latency") -> float:
         if seconds < 0 or math.isnan(seconds):
-            raise ValueError(f"latency must be >= 0 seconds, got {seconds}")
+            raise ValueError(f"{what} must be >= 0 seconds, got {seconds}")
         return float(seconds)
 
     def reset(self) -> None:
@@ -93,6 +95,7 @@ class FaultPlan:
             self._fail_next.clear()
             self._fail_after_accept.clear()
             self._drops.clear()
+            self._delays.clear()
             self._outage = False
 
     @property
@@ -168,14 +171,22 @@ class FaultPlan:
         with self._lock:
             self._drops.append(_CountedFault(count, 0, method))
 
+    def delay_after_accept(
+        self, count: int, seconds: float, *, method: str | None
+    ) -> None:
+        """Queue ``count`` calls that take effect, then answer ``seconds`` late."""
+        _check_count(count)
+        delay = self._checked_latency(seconds, "delay")
+        with self._lock:
+            self._delays.append(_CountedFault(count, 200, method, delay))
+
     @staticmethod
-    def _take(queue: list[_CountedFault], method: str) -> int | None:
+    def _take(queue: list[_CountedFault], method: str) -> _CountedFault | None:
         for fault in queue:
             if fault.matches(method):
                 fault.remaining -= 1
-                status = fault.status
                 queue[:] = [f for f in queue if f.remaining > 0]
-                return status
+                return fault
         return None
 
     def take_drop(self, method: str) -> bool:
@@ -186,9 +197,26 @@ class FaultPlan:
     def take_fail_next(self, method: str) -> int | None:
         """Consume a queued ``fail_next`` for ``method``; return its status."""
         with self._lock:
-            return self._take(self._fail_next, method)
+            fault = self._take(self._fail_next, method)
+            return None if fault is None else fault.status
 
     def take_fail_after_accept(self, method: str) -> int | None:
         """Consume a queued ``fail_after_accept``; return its status."""
         with self._lock:
-            return self._take(self._fail_after_accept, method)
+            fault = self._take(self._fail_after_accept, method)
+            return None if fault is None else fault.status
+
+    def take_delay_after_accept(self, method: str) -> float | None:
+        """Consume a queued ``delay_after_accept``; return its delay in seconds.
+
+        Example:
+            >>> plan = FaultPlan(latency=0.0)
+            >>> plan.delay_after_accept(1, 2.5, method="chat.postMessage")
+            >>> plan.take_delay_after_accept("auth.test") is None
+            True
+            >>> plan.take_delay_after_accept("chat.postMessage")
+            2.5
+        """
+        with self._lock:
+            fault = self._take(self._delays, method)
+            return None if fault is None else fault.seconds

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._history import HistoryMethods
+from ._metadata import parse_metadata
 from ._models import EmulatedFile, EmulatedMessage
 from ._state import (
     BOT_ID,
@@ -20,7 +23,6 @@ from ._state import (
     ApiResult,
     Channel,
     PendingUpload,
-    WorkspaceState,
     error_result,
     flag_param,
     ok_result,
@@ -30,7 +32,7 @@ from ._state import (
 __all__ = ["Workspace"]
 
 
-class Workspace(WorkspaceState):
+class Workspace(HistoryMethods):
     """Workspace state plus the Web API methods that act on it.
 
     Example:
@@ -50,9 +52,11 @@ class Workspace(WorkspaceState):
         self._handlers: dict[str, Callable[[Mapping[str, Any]], ApiResult]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
+            "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.list": self._conversations_list,
+            "conversations.replies": self._conversations_replies,
             "files.completeUploadExternal": self._files_complete,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.info": self._files_info,
@@ -99,6 +103,9 @@ class Workspace(WorkspaceState):
             return error_result("no_text")
         if text is not None and len(text) > MAX_TEXT_CHARS:
             return error_result("msg_too_long")
+        metadata, bad_metadata = parse_metadata(params.get("metadata"))
+        if bad_metadata:
+            return error_result(bad_metadata)
         thread_ts: str | None = None
         requested = text_param(params, "thread_ts")
         if requested:
@@ -114,9 +121,12 @@ class Workspace(WorkspaceState):
             and flag_param(params, "reply_broadcast"),
             files=(),
             user=BOT_USER_ID,
+            metadata=metadata,
         )
         self._messages.append(message)
         extra = {k: params[k] for k in ("blocks", "attachments") if params.get(k)}
+        if metadata is not None:
+            extra["metadata"] = copy.deepcopy(metadata)
         return ok_result(
             channel=channel.id,
             ts=message.ts,

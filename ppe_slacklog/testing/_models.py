@@ -51,6 +51,8 @@ class EmulatedMessage:
         reply_broadcast: Whether a thread reply was also sent to the channel.
         files: Files attached to the message (file shares).
         user: User ID of the author (the emulated bot user).
+        metadata: Message metadata posted with ``chat.postMessage``
+            (``{"event_type": ..., "event_payload": {...}}``), else ``None``.
 
     Example:
         >>> m = EmulatedMessage("1.000001", "C0000001", "hi", None, False, (), "U1")
@@ -65,6 +67,7 @@ class EmulatedMessage:
     reply_broadcast: bool
     files: tuple[EmulatedFile, ...]
     user: str
+    metadata: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def is_reply(self) -> bool:
