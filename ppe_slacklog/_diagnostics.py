@@ -19,13 +19,20 @@ _logger = logging.getLogger(DIAGNOSTICS_LOGGER)
 _state = threading.local()
 
 
-def reporting() -> bool:
-    """True while this thread reports a diagnostic.
+def quiet() -> bool:
+    """True where records must not reach a SlackHandler.
 
-    With ``logging.captureWarnings(True)`` a warning becomes a ``py.warnings``
-    record; a SlackHandler seeing it must not send it back to Slack.
+    On a sender thread (everything logged there is about delivery) and while
+    a diagnostic is reported (with ``logging.captureWarnings(True)`` a warning
+    becomes a ``py.warnings`` record) nothing may go back to Slack.
     """
-    return bool(getattr(_state, "active", False))
+    return _state.__dict__.get("active", False)  # type: ignore[no-any-return]
+
+
+def mark_sender_thread() -> None:
+    """Marks the current thread as a sender for :func:`quiet`."""
+    _state.active = True
+    _state.sender = True
 
 
 class SlackDeliveryWarning(UserWarning):
@@ -50,5 +57,5 @@ class Once:
             _logger.info("%s", message)
             warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
         finally:
-            _state.active = False
+            _state.active = _state.__dict__.get("sender", False)
         return True

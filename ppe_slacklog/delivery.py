@@ -20,14 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._diagnostics import Once
+from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
 from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
 from .stats import DeliveryStats
 
-__all__ = ["Outbox", "in_sender_thread"]
+__all__ = ["Outbox"]
 
 # Backoff between attempts at a post that failed for a reason that may pass.
 _BACKOFF_FIRST: Final = 0.5
@@ -39,13 +39,6 @@ _CLOCK_SLACK: Final = 60.0
 # Pace a little under the rate: requests reach Slack with some jitter, and
 # one that arrives early against Slack's own bucket is answered 429.
 _PACING_MARGIN: Final = 0.95
-
-_sender_state = threading.local()
-
-
-def in_sender_thread() -> bool:
-    """True on a sender thread: records logged there must not be sent again."""
-    return bool(getattr(_sender_state, "active", False))
 
 
 @dataclass
@@ -132,10 +125,16 @@ class Outbox:
         # Everything a forked child must not inherit: a lock the parent's
         # sender may have held at fork time, the parent's queue, its thread.
         self._cond = threading.Condition(threading.Lock())
+        # Separate from the condition so that queueing a post does not wake
+        # a sender that sleeps for pacing or backoff (a GIL round trip on
+        # the training thread for nothing).
+        self._closing = threading.Event()
+        if self._closed:
+            self._closing.set()
         self._queue = PostQueue(*self._bounds)
         self._in_flight = 0
+        self._idle = False
         self._sender: threading.Thread | None = None
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"<Outbox {self.channel} pending={self.pending}>"
@@ -149,8 +148,6 @@ class Outbox:
 
     def submit(self, post: Post) -> None:
         """Queues ``post``; returns at once, never touches the network."""
-        if self._pid != os.getpid():  # forked without os.register_at_fork
-            self._init_runtime()
         with self._cond:
             if self._closed:
                 self.stats.dropped += 1
@@ -163,15 +160,14 @@ class Outbox:
                 return
             self.stats.queued += 1
             self.stats.dropped += self._queue.add(post)
-            sender = self._sender
-            if sender is None or not sender.is_alive():
+            if self._sender is None:
                 self._sender = threading.Thread(
                     target=self._run,
                     name=f"ppe_slacklog-sender-{self.channel}",
                     daemon=True,
                 )
                 self._sender.start()
-            else:
+            elif self._idle:
                 self._cond.notify()
 
     def flush(self, timeout: float) -> bool:
@@ -198,6 +194,7 @@ class Outbox:
         delivered = self.flush(timeout)
         with self._cond:
             self._closed = True
+            self._closing.set()
             left = self.pending
             sender = self._sender
             self._cond.notify_all()
@@ -218,16 +215,26 @@ class Outbox:
     def _wait_unless_closed(self, seconds: float) -> bool:
         """Sleeps ``seconds``; ``True`` if the outbox was closed meanwhile."""
         if seconds <= 0:
-            return self._closed
-        with self._cond:
-            return self._cond.wait_for(lambda: self._closed, timeout=seconds)
+            return self._closing.is_set()
+        return self._closing.wait(seconds)
 
     def _run(self) -> None:
-        _sender_state.active = True
+        mark_sender_thread()
+        try:
+            self._loop()
+        finally:
+            with self._cond:
+                # A later submit starts a new sender if this one ever dies.
+                self._sender = None
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not len(self._queue) and not self._closed:
+                    self._idle = True
                     self._cond.wait()
+                    self._idle = False
                 if self._closed:
                     self.stats.dropped += len(self._queue.clear())
                     self._cond.notify_all()

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 __all__ = [
     "DEFAULT_LOGGER",
@@ -38,6 +37,8 @@ EVENT_KINDS: Final[tuple[EventKind, ...]] = ("start", "trigger", "end", "error")
 DEFAULT_LOGGER: Final = "ppe_slacklog.training"
 
 Observation = float | int | str | bool
+
+_EMPTY: Final[Mapping[str, Observation]] = MappingProxyType({})
 
 # Further attributes, beyond the documented contract, that let a handler
 # render the extension's own templates later without the live manager.
@@ -64,8 +65,17 @@ def plain_value(value: Any) -> Observation:
         >>> plain_value(torch.tensor(0.5))
         0.5
     """
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (float, int, str, bool)):
         return value
+    if type(value).__name__ == "Tensor":
+        # The common case (a reported loss): skip the generic probing.
+        try:
+            item = value.item()
+        except Exception:
+            pass
+        else:
+            if isinstance(item, (bool, int, float)):
+                return item
     numel = getattr(value, "numel", None)
     size = numel() if callable(numel) else getattr(value, "size", None)
     if isinstance(size, int) and hasattr(value, "item"):
@@ -101,8 +111,7 @@ def _read(manager: Any, name: str, default: Any) -> Any:
         return default
 
 
-@dataclass(frozen=True)
-class ManagerSnapshot:
+class ManagerSnapshot(NamedTuple):
     """A read-only copy of the manager's state at the moment of an event.
 
     Templates see this object as ``manager``: ``{manager.epoch}``,
@@ -123,17 +132,33 @@ class ManagerSnapshot:
     elapsed_time: float = 0.0
     max_epochs: int | None = None
     out: str | None = None
-    observation: Mapping[str, Observation] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    observation: Mapping[str, Observation] = _EMPTY
 
     @classmethod
     def of(
-        cls, manager: Any, observations: Mapping[str, Observation] | None = None
+        cls, manager: Any, observations: dict[str, Observation] | None = None
     ) -> ManagerSnapshot:
-        """Takes a snapshot of a pytorch-pfn-extras manager (or anything alike)."""
+        """Takes a snapshot of a pytorch-pfn-extras manager (or anything alike).
+
+        ``observations``, when given, is the already converted
+        ``manager.observation``; the snapshot keeps (a view of) that dict.
+        """
         if observations is None:
             observations = plain_observations(_read(manager, "observation", {}))
+        try:
+            # The usual pytorch-pfn-extras manager: read its properties directly.
+            return cls(
+                int(manager.epoch),
+                int(manager.iteration),
+                float(manager.epoch_detail),
+                float(manager.elapsed_time),
+                manager.max_epochs,
+                manager.out,
+                MappingProxyType(observations),
+            )
+        except Exception:
+            pass
+        # Before training started, or another kind of manager: field by field.
         return cls(
             epoch=int(_read(manager, "epoch", 0)),
             iteration=int(_read(manager, "iteration", 0)),
@@ -141,7 +166,8 @@ class ManagerSnapshot:
             elapsed_time=float(_read(manager, "elapsed_time", 0.0)),
             max_epochs=_read(manager, "max_epochs", None),
             out=_read(manager, "out", None),
-            observation=MappingProxyType(dict(observations)),
+            # Read-only view; the dict is the snapshot's own copy already.
+            observation=MappingProxyType(observations),
         )
 
 
@@ -213,8 +239,7 @@ def event_extra(
     }
 
 
-@dataclass(frozen=True)
-class TrainingEvent:
+class TrainingEvent(NamedTuple):
     """A training event read back from a record (see :func:`event_of`)."""
 
     kind: EventKind
@@ -244,31 +269,32 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
         >>> event_of(rec).epoch
         3
     """
-    kind = getattr(record, "ppe_event", None)
+    d = record.__dict__
+    kind = d.get("ppe_event")
     if kind not in EVENT_KINDS:
         return None
-    observations: Mapping[str, Observation] = getattr(record, "observations", {})
-    snapshot = getattr(record, _MANAGER, None)
-    if not isinstance(snapshot, ManagerSnapshot):
+    observations: Mapping[str, Observation] = d.get("observations") or {}
+    snapshot = d.get(_MANAGER)
+    if type(snapshot) is not ManagerSnapshot:
         snapshot = ManagerSnapshot(
-            epoch=int(getattr(record, "epoch", 0)),
-            iteration=int(getattr(record, "iteration", 0)),
-            elapsed_time=float(getattr(record, "elapsed_time", 0.0)),
+            epoch=int(d.get("epoch", 0)),
+            iteration=int(d.get("iteration", 0)),
+            elapsed_time=float(d.get("elapsed_time", 0.0)),
             observation=MappingProxyType(dict(observations)),
         )
-    error = record.exc_info[1] if record.exc_info else None
+    exc_info = record.exc_info
     return TrainingEvent(
-        kind=cast(EventKind, kind),
-        run_id=str(getattr(record, "run_id", "")),
-        epoch=snapshot.epoch,
-        iteration=snapshot.iteration,
-        elapsed_time=snapshot.elapsed_time,
-        observations=observations,
-        context=getattr(record, "context", None),
-        filenames=list(getattr(record, "filenames", ())),
-        manager=snapshot,
-        template=getattr(record, _TEMPLATE, None),
-        has_template=hasattr(record, _TEMPLATE),
-        source=getattr(record, _SOURCE, None),
-        error=error,
+        cast(EventKind, kind),
+        str(d.get("run_id", "")),
+        snapshot.epoch,
+        snapshot.iteration,
+        snapshot.elapsed_time,
+        observations,
+        d.get("context"),
+        d.get("filenames") or [],
+        snapshot,
+        d.get(_TEMPLATE),
+        _TEMPLATE in d,
+        d.get(_SOURCE),
+        exc_info[1] if exc_info else None,
     )

@@ -240,6 +240,10 @@ class Slack(extension.Extension):
         filenames: Sequence[str] = (),
         exc: BaseException | None = None,
     ) -> None:
+        logger = self._logger
+        level = logging.ERROR if kind == "error" else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
         try:
             observations = plain_observations(getattr(manager, "observation", {}))
             snapshot = ManagerSnapshot.of(manager, observations)
@@ -252,10 +256,23 @@ class Slack(extension.Extension):
                 template=self._templates[kind],
                 source=self._source,
             )
-            summary = EventSummary(kind, snapshot, observations)
-            level = logging.ERROR if kind == "error" else logging.INFO
             exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-            self._logger.log(level, summary, exc_info=exc_info, extra=extra)
+            # makeRecord + handle is what Logger.log does, minus the stack walk
+            # that finds the caller: the caller is always this method.
+            record = logger.makeRecord(
+                logger.name,
+                level,
+                __file__,
+                0,
+                EventSummary(kind, snapshot, observations),
+                (),
+                exc_info,
+                "_emit",
+                None,
+            )
+            # Our names never clash with LogRecord's own: skip makeRecord's check.
+            record.__dict__.update(extra)
+            logger.handle(record)
         except Exception as error:  # reporting must never stop training
             warnings.warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: "

@@ -59,10 +59,19 @@ class _Escaped:
 
 
 def _escaped_arg(value: object) -> object:
+    kind = type(value)
+    if kind is str:
+        return escape(value)  # type: ignore[arg-type]
     # Numbers keep their type so %d and %.3f still work; they need no escaping.
-    if isinstance(value, (int, float)):
+    if kind is int or kind is float or isinstance(value, (int, float)):
         return value
     return _Escaped(value)
+
+
+def _nearest_marker(levelno: int) -> str:
+    # Custom levels take the marker of the nearest standard level below.
+    below = [lvl for lvl in LEVEL_MARKERS if lvl <= levelno]
+    return LEVEL_MARKERS[max(below)] if below else "•"
 
 
 def _code_block(text: str) -> str:
@@ -124,15 +133,28 @@ class SlackFormatter(logging.Formatter):
             return template
         return "{default}"
 
-    def render(self, record: logging.LogRecord) -> str | None:
-        """Renders ``record``; ``None`` when its template disables the event."""
-        event = event_of(record)
+    def render(
+        self, record: logging.LogRecord, event: TrainingEvent | None = None
+    ) -> str | None:
+        """Renders ``record``; ``None`` when its template disables the event.
+
+        ``event`` is ``event_of(record)`` when the caller already has it.
+        """
+        if event is None:
+            event = event_of(record)
         if event is None:
             return self.render_plain(record)
         template = self.template_for(event)
         if template is None:
             return None
-        default = slack_default(event.kind, event.manager, event.context, event.error)
+        # The default text (identity, command line) costs more than most
+        # templates: only build it when the template may use it.
+        needs_default = not isinstance(template, str) or "default" in template
+        default = (
+            slack_default(event.kind, event.manager, event.context, event.error)
+            if needs_default
+            else ""
+        )
         return render_template(
             template,
             event=event.kind,
@@ -149,9 +171,7 @@ class SlackFormatter(logging.Formatter):
 
     def render_plain(self, record: logging.LogRecord) -> str:
         """Renders a record that is not a training event."""
-        # Custom levels take the marker of the nearest standard level below.
-        below = [lvl for lvl in LEVEL_MARKERS if lvl <= record.levelno]
-        marker = LEVEL_MARKERS[max(below)] if below else "•"
+        marker = LEVEL_MARKERS.get(record.levelno) or _nearest_marker(record.levelno)
         text = f"{marker} *{escape(str(record.name))}* {self.message_text(record)}"
         if record.exc_info and record.exc_info[0] is not None:
             text += "\n" + _code_block(
@@ -167,17 +187,20 @@ class SlackFormatter(logging.Formatter):
     def message_text(record: logging.LogRecord) -> str:
         """The record's message with its arguments escaped and its format trusted."""
         msg: Any = record.msg
-        if isinstance(msg, Mapping) and "event" in msg:
-            return _structlog_text(msg)
-        if not isinstance(msg, str):
-            return escape(str(msg))
-        if not record.args:
-            return msg
+        if type(msg) is not str:
+            if isinstance(msg, Mapping) and "event" in msg:
+                return _structlog_text(msg)
+            if not isinstance(msg, str):
+                return escape(str(msg))
         args: Any = record.args
+        if not args:
+            return str(msg)
         try:
+            if type(args) is tuple:
+                return msg % tuple(map(_escaped_arg, args))
             if isinstance(args, Mapping):
                 return msg % {k: _escaped_arg(v) for k, v in args.items()}
-            return msg % tuple(_escaped_arg(a) for a in args)
+            return msg % _escaped_arg(args)
         except (TypeError, ValueError, KeyError):
             # The program's own format does not fit its arguments: show both.
             return escape(f"{msg} {args!r}")

@@ -13,9 +13,9 @@ from typing import Final
 
 from slack_sdk import WebClient
 
-from ._diagnostics import DIAGNOSTICS_LOGGER, Once, reporting
+from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import Outbox, in_sender_thread
+from .delivery import Outbox
 from .events import TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
@@ -158,11 +158,7 @@ class SlackHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Renders ``record`` and queues it for the sender; never blocks on Slack."""
         try:
-            if (
-                in_sender_thread()
-                or reporting()
-                or str(record.name).startswith(_IGNORED_LOGGERS)
-            ):
+            if quiet() or str(record.name).startswith(_IGNORED_LOGGERS):
                 return
             post = self.make_post(record)
             if post is not None:
@@ -175,7 +171,10 @@ class SlackHandler(logging.Handler):
         event = event_of(record)
         formatter = self.formatter
         if isinstance(formatter, SlackFormatter):
-            text = formatter.render(record)
+            if event is None:
+                text: str | None = formatter.render_plain(record)
+            else:
+                text = formatter.render(record, event)
         else:
             text = self.format(record)
         files: tuple[FileData, ...] = ()
@@ -187,11 +186,7 @@ class SlackHandler(logging.Handler):
             return None
         text = text or ""
         if event is None:
-            return Post(
-                text=text,
-                level=record.levelno,
-                label=f"{record.levelname} record from {record.name}",
-            )
+            return Post(text=text, level=record.levelno, label="log record")
         return Post(
             text=text,
             thread_key=event.run_id or None,

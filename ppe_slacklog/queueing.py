@@ -69,7 +69,10 @@ class Post:
     @property
     def size(self) -> int:
         """Approximate memory held by this post, for the queue's byte bound."""
-        return len(self.text) + sum(len(f.content) for f in self.files) + _OVERHEAD
+        size = len(self.text) + _OVERHEAD
+        if self.files:
+            size += sum(len(f.content) for f in self.files)
+        return size
 
     def display(self) -> str:
         """The text as sent: repeats collapsed into one line with a count."""
@@ -147,6 +150,12 @@ class PostQueue:
             self._optional += sign
 
     def _drop_one(self) -> bool:
+        if self._optional and not self._items[0].essential:
+            # The common case (a flood of INFO records): drop from the head.
+            post = self._items.popleft()
+            self._account(post, -1)
+            self.dropped[post.kind] += post.repeat
+            return True
         index = self._oldest(lambda p: not p.essential) if self._optional else None
         if index is None:
             hard = (

@@ -178,6 +178,15 @@ class _Missing:
         return MISSING_MARK.format(self.name)
 
 
+class _Trusted(str):
+    """A string the program wrote (the default text): never escaped."""
+
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class _SafeFormatter(string.Formatter):
     """``str.format`` that records problems instead of raising them."""
 
@@ -204,7 +213,7 @@ class _SafeFormatter(string.Formatter):
             return (_Missing(field_name), field_name)
 
     def format_field(self, value: Any, format_spec: str) -> str:
-        if isinstance(value, _Missing):
+        if isinstance(value, (_Missing, _Trusted)):
             return format(value, format_spec)
         try:
             text = format(value, format_spec)
@@ -232,12 +241,68 @@ def _warn_once(where: str, problem: str) -> None:
     )
 
 
+class _Esc:
+    """Formats like the wrapped value, passed through ``esc``; so do its parts."""
+
+    __slots__ = ("_esc", "_value")
+
+    def __init__(self, value: Any, esc: Callable[[str], str]) -> None:
+        self._value = value
+        self._esc = esc
+
+    def __getattr__(self, name: str) -> _Esc:
+        return _Esc(getattr(self._value, name), self._esc)
+
+    def __getitem__(self, key: Any) -> _Esc:
+        return _Esc(self._value[key], self._esc)
+
+    def __format__(self, spec: str) -> str:
+        return self._esc(format(self._value, spec))
+
+
+class _Lookup(dict[str, Any]):
+    """Template variables looked up (and escaped) only when a template uses them.
+
+    ``str.format_map`` asks for each name it meets; the first source that
+    has it wins. A name no source has becomes a marker and is noted.
+    """
+
+    def __init__(
+        self,
+        sources: tuple[Mapping[str, Any], ...],
+        trusted: Mapping[str, str],
+        esc: Callable[[str], str],
+    ) -> None:
+        # dict.__init__ is not called: the mapping starts (and stays) empty.
+        self.sources = sources
+        self.trusted = trusted
+        self.esc = esc
+        self.missing = False
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.trusted:
+            return self.trusted[key]
+        for source in self.sources:
+            if key in source:
+                value = source[key]
+                kind = type(value)
+                if kind is int or kind is float or kind is bool:
+                    return value  # numbers need no escaping; specs still apply
+                if kind is str:
+                    return self.esc(value)
+                return _Esc(value, self.esc)
+        self.missing = True
+        return _Missing(key)
+
+
 def safe_format(
     template: str,
     variables: Mapping[str, Any],
     *,
     esc: Callable[[str], str] = escape,
     where: str = "template",
+    trusted: Mapping[str, str] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> str:
     """Formats ``template`` like ``str.format``, but never raises.
 
@@ -247,6 +312,9 @@ def safe_format(
     value is shown next to it, and a malformed template is sent as written.
     Each problem is reported once as a :class:`TemplateWarning`.
 
+    ``trusted`` values (the default text) are inserted as they are; names in
+    ``variables`` win over names in ``more``.
+
     Example:
         >>> import warnings
         >>> with warnings.catch_warnings():
@@ -254,9 +322,24 @@ def safe_format(
         ...     safe_format("loss={val/loss:.2f} acc={acc}", {"val/loss": 0.123})
         'loss=0.12 acc=[missing: acc]'
     """
+    trusted = trusted or {}
+    sources = (variables,) if more is None else (variables, more)
+    # The common case: one C-level format call, values escaped as used.
+    lookup = _Lookup(sources, trusted, esc)
+    try:
+        text = template.format_map(lookup)
+    except Exception:
+        pass
+    else:
+        if not lookup.missing:
+            return text
+    # Something is off: the slower formatter says precisely what it was.
+    merged: dict[str, Any] = {} if more is None else dict(more)
+    merged.update(variables)
+    merged.update({k: _Trusted(v) for k, v in trusted.items()})
     formatter = _SafeFormatter(esc)
     try:
-        text = formatter.vformat(template, (), variables)
+        text = formatter.vformat(template, (), merged)
     except (ValueError, IndexError) as exc:
         # Unbalanced braces: nothing can be substituted, the text still goes.
         formatter.problems.append(f"malformed template {template!r}: {exc}")
@@ -298,12 +381,18 @@ def render_template(
     """
     where = f"{event} message template"
     if isinstance(template, str):
-        variables: dict[str, Any] = dict(observations)
         # Documented names win over observation keys, as in ppe.
-        variables.update(manager=manager, context=context, default=default)
+        names: dict[str, Any] = {"manager": manager, "context": context}
         if event == "error":
-            variables["error"] = error
-        return safe_format(template, variables, esc=esc, where=where)
+            names["error"] = error
+        return safe_format(
+            template,
+            names,
+            esc=esc,
+            where=where,
+            trusted={"default": default},
+            more=observations,
+        )
     try:
         if event == "error":
             text = template(manager, error, context)

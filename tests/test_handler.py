@@ -203,9 +203,9 @@ def test_close_stops_sender_and_later_records_are_reported(
     logger = logging.getLogger("myproject")
     logger.addHandler(handler)
     logger.warning("before close")
+    sender = handler._outbox._sender
     handler.close()
     assert [m.text for m in emu.messages(CHANNEL)] == ["⚠️ *myproject* before close"]
-    sender = handler._outbox._sender
     assert sender is not None
     sender.join(timeout=2.0)
     assert not sender.is_alive()
