@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import SlackDeliveryWarning
 from .events import DEFAULT_LOGGER, ManagerSnapshot, TrainingEvent, event_of
+from .filters import EventFilter, ProcessorFilter, add_git_revision, add_host
 from .formatter import SlackFormatter
 from .handler import SlackHandler
+from .sinks import ConsoleFormatter, JsonFormatter
 from .stats import DeliveryStats
 from .templates import TemplateWarning, escape
 
@@ -22,14 +24,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LOGGER",
+    "ConsoleFormatter",
     "DeliveryStats",
+    "EventFilter",
+    "JsonFormatter",
     "ManagerSnapshot",
+    "ProcessorFilter",
     "Slack",
     "SlackDeliveryWarning",
     "SlackFormatter",
     "SlackHandler",
     "TemplateWarning",
     "TrainingEvent",
+    "add_git_revision",
+    "add_host",
     "escape",
     "event_of",
 ]

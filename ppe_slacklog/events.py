@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 __all__ = [
     "DEFAULT_LOGGER",
     "EVENT_KINDS",
+    "EXTRA_ATTR",
     "EventKind",
     "EventSummary",
     "ManagerSnapshot",
@@ -45,6 +46,8 @@ _EMPTY: Final[Mapping[str, Observation]] = MappingProxyType({})
 _TEMPLATE: Final = "ppe_template"
 _MANAGER: Final = "ppe_manager"
 _SOURCE: Final = "ppe_source"
+#: Fields added by a :class:`~ppe_slacklog.ProcessorFilter` (a dict).
+EXTRA_ATTR: Final = "ppe_extra"
 
 # Multi-element tensors are shown, not dumped: a reported weight matrix must
 # not become a megabyte of Slack text.

@@ -65,6 +65,11 @@ class _FromSource(logging.Filter):
         return getattr(record, "ppe_source", None) == self.source
 
 
+def _is_own(handler: logging.Handler) -> bool:
+    """Whether ``handler`` is one that an extension attached for itself."""
+    return any(isinstance(f, _FromSource) for f in handler.filters)
+
+
 class Slack(extension.Extension):
     """An extension that reports training progress to Slack through logging.
 
@@ -176,7 +181,7 @@ class Slack(extension.Extension):
         self._own_handler: SlackHandler | None = None
         #: Identifies the run in every record; kept across snapshot resumes.
         self.run_id = uuid.uuid4().hex[:12]
-        if self._token is None and not self._configured_handlers():
+        if self._token is None and not self._routing_configured():
             raise RuntimeError(
                 f"ppe_slacklog.Slack needs a Slack bot token to post to {channel}: "
                 "set the SLACK_BOT_TOKEN environment variable or pass token=... "
@@ -194,17 +199,35 @@ class Slack(extension.Extension):
         return [
             h
             for h in _handlers_reaching(self._logger)
-            if isinstance(h, SlackHandler)
-            and not any(isinstance(f, _FromSource) for f in h.filters)
+            if isinstance(h, SlackHandler) and not _is_own(h)
         ]
 
+    def _routing_configured(self) -> bool:
+        """Whether logging was set up to route training events somewhere.
+
+        True when a SlackHandler is reachable, or when the training logger
+        (or an ancestor below the root) has handlers of its own or does not
+        propagate: such a configuration decides where events go, with or
+        without Slack. Handlers on the root logger alone (``basicConfig``)
+        do not count: the drop-in still posts to Slack by itself.
+        """
+        if self._configured_handlers():
+            return True
+        current: logging.Logger | None = self._logger
+        while current is not None and current is not logging.root:
+            if not current.propagate or any(not _is_own(h) for h in current.handlers):
+                return True
+            current = current.parent
+        return False
+
     def _attach_own_handler(self) -> None:
-        if self._own_handler is not None or self._configured_handlers():
+        if self._own_handler is not None or self._routing_configured():
             return
         if self._token is None:
             warnings.warn(
-                "ppe_slacklog.Slack: no SlackHandler is configured any more and no "
-                "token was given: events are logged but not posted to Slack.",
+                "ppe_slacklog.Slack: logging is no longer configured for "
+                f"'{self._logger.name}' and no token was given: events are "
+                "logged but not posted to Slack.",
                 stacklevel=3,
             )
             return

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .events import EventKind, TrainingEvent, event_of
+from .events import EXTRA_ATTR, EventKind, TrainingEvent, event_of
 from .templates import Template, escape, render_template, slack_default
 
 __all__ = ["LEVEL_MARKERS", "UNSET", "SlackFormatter"]
@@ -66,6 +66,12 @@ def _escaped_arg(value: object) -> object:
     if kind is int or kind is float or isinstance(value, (int, float)):
         return value
     return _Escaped(value)
+
+
+def _footer(extra: Mapping[str, Any]) -> str:
+    """Fields a ProcessorFilter added, as a small italic line."""
+    pairs = " · ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in extra.items())
+    return f"\n_{pairs}_"
 
 
 def _nearest_marker(levelno: int) -> str:
@@ -155,15 +161,25 @@ class SlackFormatter(logging.Formatter):
             if needs_default
             else ""
         )
-        return render_template(
+        extra = record.__dict__.get(EXTRA_ATTR)
+        observations = event.observations
+        if extra:
+            # Enriched fields (host, git revision) are template variables too.
+            observations = {**extra, **observations}
+        text = render_template(
             template,
             event=event.kind,
             manager=event.manager,
             context=event.context,
             default=default,
-            observations=event.observations,
+            observations=observations,
             error=event.error,
         )
+        if extra and not (
+            isinstance(template, str) and any("{" + k in template for k in extra)
+        ):
+            text += _footer(extra)
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
         """Renders ``record``; an empty string when its event is disabled."""
@@ -181,6 +197,9 @@ class SlackFormatter(logging.Formatter):
             text += "\n" + _code_block(record.exc_text)
         if record.stack_info:
             text += "\n" + _code_block(record.stack_info)
+        extra = record.__dict__.get(EXTRA_ATTR)
+        if extra:
+            text += _footer(extra)
         return text
 
     @staticmethod

@@ -27,8 +27,9 @@ from .templates import Template, escape
 __all__ = ["SlackHandler"]
 
 # Loggers whose records describe delivery itself; sending them to Slack
-# would make every post produce another post.
-_IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk", "urllib3")
+# would make every post produce another post. (Records logged on a sender
+# thread are ignored whatever their logger: see _diagnostics.quiet.)
+_IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk")
 
 # Slack's upper bound for one uploaded file.
 _MAX_FILE_BYTES: Final = 1024**3

@@ -43,9 +43,15 @@ def clean_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     monkeypatch.delenv("SLACK_API_URL", raising=False)
     names = [DEFAULT_LOGGER, "myproject", "ppe_slacklog", ""]
-    saved = {
-        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names
-    }
+    saved = {}
+    for name in names:
+        logger = logging.getLogger(name)
+        saved[name] = (
+            logger.handlers[:],
+            logger.level,
+            logger.propagate,
+            logger.filters[:],
+        )
     yield
     for name in [*logging.root.manager.loggerDict, ""]:
         logger = logging.getLogger(name)
@@ -57,10 +63,13 @@ def clean_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             logger.handlers.clear()
             logger.setLevel(logging.NOTSET)
             logger.propagate = True
-    for name, (handlers, level) in saved.items():
+            logger.filters.clear()
+    for name, (handlers, level, propagate, filters) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.setLevel(level)
+        logger.propagate = propagate
+        logger.filters[:] = filters
 
 
 def make_manager(max_epochs: int = 3, iters_per_epoch: int = 2, **kw: Any) -> Any:

@@ -308,7 +308,8 @@ def test_records_follow_the_contract(slack_env: SlackEmulator) -> None:
             records.append(record)
 
     logger = logging.getLogger("ppe_slacklog.training")
-    logger.addHandler(Collect())
+    logger.addHandler(Collect())  # routing configured: the drop-in steps aside
+    logger.setLevel(logging.INFO)
     manager = make_manager(max_epochs=2)
     manager.extend(ppe_slacklog.Slack(CHANNEL, context="ctx"))
     with pytest.raises(ValueError):

@@ -1,0 +1,241 @@
+"""structlog-based formatters for the other sinks: JSON lines and the console.
+
+Both accept any record: training events (with their contract attributes),
+plain ``logging`` records, and structlog events routed through the standard
+library with ``ProcessorFormatter.wrap_for_formatter``.
+
+Example:
+    >>> import logging.config
+    >>> logging.config.dictConfig({
+    ...     "version": 1,
+    ...     "disable_existing_loggers": False,
+    ...     "formatters": {"json": {"()": "ppe_slacklog.JsonFormatter"}},
+    ...     "handlers": {"file": {"class": "logging.FileHandler",
+    ...                           "filename": "events.jsonl", "formatter": "json"}},
+    ...     "loggers": {"ppe_slacklog.training": {"handlers": ["file"],
+    ...                                           "level": "INFO"}},
+    ... })  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from .events import EXTRA_ATTR
+
+__all__ = ["ConsoleFormatter", "JsonFormatter", "record_fields"]
+
+# The record contract's attributes, in the order they are written.
+_EVENT_FIELDS: Final = (
+    "ppe_event",
+    "run_id",
+    "epoch",
+    "iteration",
+    "elapsed_time",
+    "observations",
+    "filenames",
+    "context",
+)
+_MAX_REPR: Final = 1000
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready copy of ``value``: containers walked, the rest stringified."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        # NaN and infinities are not JSON: keep them readable, as strings.
+        return value if math.isfinite(value) else str(value)
+    if depth > 8:
+        return _short_repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_safe(v, depth + 1) for v in value]
+    item = getattr(value, "item", None)
+    size = getattr(value, "size", None)
+    numel = getattr(value, "numel", None)
+    if callable(item) and (size == 1 or (callable(numel) and numel() == 1)):
+        try:
+            return _safe(item(), depth + 1)  # tensors and NumPy scalars
+        except Exception:
+            pass
+    return _short_repr(value)
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break the line
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 1] + "…"
+
+
+def _exception_fields(exc_info: Any) -> dict[str, str]:
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if not isinstance(exc_info, tuple) or exc_info[0] is None:
+        return {}
+    etype, evalue, tb = exc_info
+    return {
+        "exc_type": etype.__name__,
+        "exc_message": str(evalue),
+        "traceback": "".join(traceback.format_exception(etype, evalue, tb)),
+    }
+
+
+def record_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A structlog processor adding what a record knows to the event dict.
+
+    Timestamp (ISO 8601, UTC, from the record's creation time), level,
+    logger name, the record contract's fields for training events, the
+    exception (type, message, traceback) and what a
+    :class:`~ppe_slacklog.ProcessorFilter` attached. Every value is made
+    JSON-ready. The message goes under ``message``.
+    """
+    record: logging.LogRecord | None = event_dict.get("_record")
+    out: dict[str, Any] = {}
+    if record is not None:
+        created = datetime.fromtimestamp(record.created, tz=timezone.utc)
+        out["timestamp"] = created.isoformat(timespec="milliseconds")
+        out["level"] = record.levelname.lower()
+        out["logger"] = record.name
+    out["message"] = _message(event_dict.get("event", ""))
+    if record is not None:
+        d = record.__dict__
+        for name in _EVENT_FIELDS:
+            if name in d:
+                out[name] = _safe(d[name])
+        out.update(_exception_fields(event_dict.get("exc_info") or record.exc_info))
+        for key, value in (d.get(EXTRA_ATTR) or {}).items():
+            out.setdefault(str(key), _safe(value))
+    for key, value in event_dict.items():
+        if key in ("event", "exc_info", "_record", "_from_structlog"):
+            continue
+        out.setdefault(str(key), _safe(value))
+    # ProcessorFormatter.remove_processors_meta takes these off again.
+    out["_record"] = record
+    out["_from_structlog"] = event_dict.get("_from_structlog", False)
+    return out
+
+
+def _message(event: Any) -> str:
+    try:
+        return str(event)
+    except Exception as exc:
+        return f"<unprintable message: {type(exc).__name__}>"
+
+
+def _json_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    return json.dumps(event_dict, ensure_ascii=False, default=_short_repr)
+
+
+class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
+    """A ProcessorFormatter whose output is one line, whatever the record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            text = super().format(record)
+        except Exception as exc:  # never an exception, never a broken line
+            text = json.dumps(
+                {
+                    "level": getattr(record, "levelname", "?").lower(),
+                    "logger": str(getattr(record, "name", "?")),
+                    "message": _short_repr(getattr(record, "msg", "")),
+                    "format_error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+        return text
+
+
+class JsonFormatter(_SafeProcessorFormatter):
+    """One JSON object per line for any record, built on structlog.
+
+    Every line has ``timestamp`` (ISO 8601, UTC), ``level``, ``logger`` and
+    ``message``; training events add ``ppe_event``, ``run_id``, ``epoch``,
+    ``iteration``, ``elapsed_time``, ``observations`` (numbers stay numbers),
+    ``filenames`` and ``context``; errors add ``exc_type``, ``exc_message``
+    and ``traceback``. Values JSON cannot hold are written as their ``repr``
+    (NaN and infinities as strings), so every line loads with ``json.loads``.
+
+    Args:
+        processors: structlog processors to run before rendering (after the
+            record's fields were added), e.g. to add or rename keys.
+
+    Example:
+        >>> import logging, json
+        >>> record = logging.makeLogRecord(
+        ...     {"name": "myproject", "levelname": "WARNING", "msg": "disk full"})
+        >>> line = JsonFormatter().format(record)
+        >>> json.loads(line)["message"], json.loads(line)["level"]
+        ('disk full', 'warning')
+    """
+
+    def __init__(self, processors: Sequence[Processor] = ()) -> None:
+        super().__init__(
+            processors=[
+                record_fields,
+                *processors,
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _json_renderer,
+            ],
+            foreign_pre_chain=[],
+        )
+
+
+def _console_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # The summary line already holds epoch, iteration and observations.
+    fields = record_fields(_, __, event_dict)
+    for name in ("observations", "epoch", "iteration", "elapsed_time", "context"):
+        fields.pop(name, None)
+    if not fields.get("filenames"):
+        fields.pop("filenames", None)
+    fields["event"] = fields.pop("message")
+    trace = fields.pop("traceback", None)
+    fields.pop("exc_message", None)
+    fields.pop("exc_type", None)
+    if trace:
+        fields["exception"] = trace
+    return fields
+
+
+class ConsoleFormatter(_SafeProcessorFormatter):
+    """A readable, optionally coloured view of any record, one line each.
+
+    Uses structlog's ``ConsoleRenderer``: time, level, the message (for
+    training events the one-line summary), the logger, then key=value pairs
+    (``ppe_event``, ``run_id``, what a ProcessorFilter added).
+
+    Args:
+        colors: Colour the output; by default only when stderr is a terminal.
+
+    Example:
+        >>> import logging
+        >>> fmt = ConsoleFormatter(colors=False)
+        >>> record = logging.makeLogRecord(
+        ...     {"name": "myproject", "levelname": "INFO", "msg": "ready"})
+        >>> "ready" in fmt.format(record) and "myproject" in fmt.format(record)
+        True
+    """
+
+    def __init__(self, colors: bool | None = None) -> None:
+        if colors is None:
+            colors = sys.stderr.isatty()
+        super().__init__(
+            processors=[
+                _console_fields,
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=colors),
+            ],
+            foreign_pre_chain=[],
+        )
