@@ -91,11 +91,14 @@ class Slack(extension.Extension):
     A value a template asks for but that is missing is shown as
     ``[missing: name]`` and reported once as a warning; training goes on.
 
-    Each event becomes a record on the logger ``logger``. When no
-    :class:`~ppe_slacklog.SlackHandler` is reachable from that logger, the
-    extension attaches its own (from ``channel``, ``token``, ``base_url`` and
-    ``thread``); when one is configured, that one posts instead (with its own
-    channel and templates). Either way each event is posted once, from a
+    Each event becomes a record on the logger ``logger``. When logging was
+    not configured for that logger, the extension attaches a
+    :class:`~ppe_slacklog.SlackHandler` of its own (from ``channel``,
+    ``token``, ``base_url`` and ``thread``). When a SlackHandler is reachable
+    from it, that one posts instead (with its own channel and templates);
+    when the logger has handlers of its own (or does not propagate), the
+    configuration decides and the extension posts nothing by itself.
+    Handlers on the root logger alone (``logging.basicConfig``) do not count. Either way each event is posted once, from a
     background thread: the training loop never waits on Slack, except at the
     end and on an error, when pending messages are flushed (bounded by the
     handler's ``flush_timeout``).

@@ -171,3 +171,28 @@ def test_help_describes_the_options() -> None:
     assert completed.returncode == 0, completed.stderr
     for option in ("--epochs", "--channel", "--out", "SLACK_BOT_TOKEN"):
         assert option in completed.stdout
+
+
+@pytest.mark.parametrize("recipe", ["a", "d"])
+def test_routing_example_runs(recipe: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "examples" / "routing.py"),
+            recipe,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    if recipe == "a":
+        assert "> Epoch #3: loss = " in result.stdout
+        assert '"ppe_event": "end"' in result.stdout
+    else:
+        assert "ppe_event=end" in result.stdout
+        assert "#experiment-progress" not in result.stdout
