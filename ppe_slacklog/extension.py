@@ -98,8 +98,8 @@ class Slack(extension.Extension):
     from it, that one posts instead (with its own channel and templates);
     when the logger has handlers of its own (or does not propagate), the
     configuration decides and the extension posts nothing by itself.
-    Handlers on the root logger alone (``logging.basicConfig``) do not count. Either way each event is posted once, from a
-    background thread: the training loop never waits on Slack, except at the
+    Handlers on the root logger alone (``logging.basicConfig``) do not count.
+    Either way each event is posted once, from a background thread: the training loop never waits on Slack, except at the
     end and on an error, when pending messages are flushed (bounded by the
     handler's ``flush_timeout``).
 
