@@ -99,9 +99,10 @@ class Slack(extension.Extension):
     when the logger has handlers of its own (or does not propagate), the
     configuration decides and the extension posts nothing by itself.
     Handlers on the root logger alone (``logging.basicConfig``) do not count.
-    Either way each event is posted once, from a background thread: the training loop never waits on Slack, except at the
-    end and on an error, when pending messages are flushed (bounded by the
-    handler's ``flush_timeout``).
+    Either way each event is posted once, from a background thread: the
+    training loop never waits on Slack, except at the end and on an error,
+    when pending messages are flushed (bounded by the handler's
+    ``flush_timeout``).
 
     Args:
         channel: Channel name or ID for the extension's own handler.
