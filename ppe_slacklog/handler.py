@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
 from .delivery import Outbox
-from .events import TrainingEvent, event_of
+from .events import EVENT_KINDS, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
@@ -30,6 +30,8 @@ __all__ = ["SlackHandler"]
 # would make every post produce another post. (Records logged on a sender
 # thread are ignored whatever their logger: see _diagnostics.quiet.)
 _IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk")
+
+_LABELS: Final = {kind: f"{kind} message" for kind in EVENT_KINDS}
 
 # Slack's upper bound for one uploaded file.
 _MAX_FILE_BYTES: Final = 1024**3
@@ -156,6 +158,20 @@ class SlackHandler(logging.Handler):
         """Messages accepted but not yet delivered or given up on."""
         return self._outbox.pending
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filters and emits ``record``.
+
+        Unlike ``logging.Handler.handle`` it takes no handler lock: ``emit``
+        only reads immutable state and queues under the outbox's own lock,
+        so threads logging at once never wait for each other here.
+        """
+        result = self.filter(record)
+        if result:
+            if isinstance(result, logging.LogRecord):  # Python >= 3.12 filters
+                record = result
+            self.emit(record)
+        return bool(result)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Renders ``record`` and queues it for the sender; never blocks on Slack."""
         try:
@@ -194,7 +210,7 @@ class SlackHandler(logging.Handler):
             files=files,
             kind=event.kind,
             level=record.levelno,
-            label=f"{event.kind} message",
+            label=_LABELS.get(event.kind, "message"),
         )
 
     def _read_files(

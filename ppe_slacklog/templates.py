@@ -250,14 +250,24 @@ class _Esc:
         self._value = value
         self._esc = esc
 
-    def __getattr__(self, name: str) -> _Esc:
-        return _Esc(getattr(self._value, name), self._esc)
+    def __getattr__(self, name: str) -> Any:
+        return _wrap(getattr(self._value, name), self._esc)
 
-    def __getitem__(self, key: Any) -> _Esc:
-        return _Esc(self._value[key], self._esc)
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._value[key], self._esc)
 
     def __format__(self, spec: str) -> str:
         return self._esc(format(self._value, spec))
+
+
+def _wrap(value: Any, esc: Callable[[str], str]) -> Any:
+    """``value`` ready for ``format``: numbers as they are, the rest escaped."""
+    kind = type(value)
+    if kind is int or kind is float or kind is bool:
+        return value  # no escaping needed; format specs still apply
+    if kind is str:
+        return esc(value)
+    return _Esc(value, esc)
 
 
 class _Lookup(dict[str, Any]):
@@ -284,13 +294,7 @@ class _Lookup(dict[str, Any]):
             return self.trusted[key]
         for source in self.sources:
             if key in source:
-                value = source[key]
-                kind = type(value)
-                if kind is int or kind is float or kind is bool:
-                    return value  # numbers need no escaping; specs still apply
-                if kind is str:
-                    return self.esc(value)
-                return _Esc(value, self.esc)
+                return _wrap(source[key], self.esc)
         self.missing = True
         return _Missing(key)
 
