@@ -56,6 +56,10 @@ class Once:
         try:
             _logger.info("%s", message)
             warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+        except Exception:
+            # Warnings turned into errors (-W error) or a broken logging
+            # handler: the report is lost, delivery must go on.
+            pass
         finally:
             _state.active = _state.__dict__.get("sender", False)
         return True

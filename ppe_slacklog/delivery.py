@@ -17,8 +17,9 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
@@ -26,6 +27,7 @@ from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
 from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
 from .stats import DeliveryStats
+from .templates import escape
 
 __all__ = ["Outbox"]
 
@@ -161,12 +163,15 @@ class Outbox:
             self.stats.queued += 1
             self.stats.dropped += self._queue.add(post)
             if self._sender is None:
-                self._sender = threading.Thread(
+                sender = threading.Thread(
                     target=self._run,
                     name=f"ppe_slacklog-sender-{self.channel}",
                     daemon=True,
                 )
-                self._sender.start()
+                # Start first: a thread that cannot start (interpreter
+                # shutting down) must not look like a running sender.
+                sender.start()
+                self._sender = sender
             elif self._idle:
                 self._cond.notify()
 
@@ -189,6 +194,7 @@ class Outbox:
         flush just ran out of time, closing does not wait a second time, so
         a process exits within one ``flush_timeout`` even with Slack down.
         """
+        waited = timeout
         if time.monotonic() - self._last_flush_timeout < 1.0:
             timeout = 0.0
         delivered = self.flush(timeout)
@@ -206,7 +212,7 @@ class Outbox:
             self._once.warn(
                 ("undelivered",),
                 f"ppe_slacklog: {left} message(s) for Slack channel {self.channel} "
-                f"could not be delivered within {timeout:g}s and are dropped "
+                f"could not be delivered within {waited:g}s and are dropped "
                 "(raise flush_timeout to wait longer).",
             )
 
@@ -236,27 +242,34 @@ class Outbox:
                     self._cond.wait()
                     self._idle = False
                 if self._closed:
-                    self.stats.dropped += len(self._queue.clear())
+                    self.stats.dropped += _records(self._queue.clear())
                     self._cond.notify_all()
                     return
                 first = self._queue.take()
                 self._in_flight = 1
-            batch = [first]
-            if self._bucket is not None:
-                wait = self._bucket.reserve()
-                if wait > 0:
-                    # Slack's rate makes this post wait anyway: what piles
-                    # up meanwhile goes with it, as one message.
-                    self._wait_unless_closed(wait)
-                    with self._cond:
-                        batch += self._queue.take_followers(first, self.max_chars)
-                        self._in_flight = len(batch)
-            delivered = self._deliver(batch, paced=True)
-            if delivered:
-                self._report_drops()
-            with self._cond:
-                self._in_flight = 0
-                self._cond.notify_all()
+            try:
+                batch = [first]
+                if self._bucket is not None:
+                    wait = self._bucket.reserve()
+                    if wait > 0:
+                        # Slack's rate makes this post wait anyway: what piles
+                        # up meanwhile goes with it, as one message.
+                        self._wait_unless_closed(wait)
+                        with self._cond:
+                            batch += self._queue.take_followers(first, self.max_chars)
+                            self._in_flight = len(batch)
+                if self._deliver(batch, paced=True):
+                    self._report_drops()
+            except Exception as exc:  # a bug must not stall flush() forever
+                self._once.warn(
+                    ("bug", type(exc).__name__),
+                    f"ppe_slacklog: unexpected {type(exc).__name__} in the sender "
+                    f"for {self.channel}: {exc}",
+                )
+            finally:
+                with self._cond:
+                    self._in_flight = 0
+                    self._cond.notify_all()
 
     def _deliver(self, batch: list[Post], *, paced: bool) -> bool:
         message = _Message.of(batch)
@@ -272,15 +285,15 @@ class Outbox:
                     self._parents.pop(message.thread_key, None)
                     continue
                 if exc.permanent:
-                    self._give_up(message, exc, len(batch))
+                    self._give_up(message, exc, _records(batch))
+                    return False
+                if self._wait_unless_closed(delay):
+                    self.stats.dropped += _records(batch)
                     return False
                 self.stats.retries += 1
-                if self._wait_unless_closed(delay):
-                    self.stats.dropped += len(batch)
-                    return False
                 delay = min(delay * 2, _BACKOFF_MAX)
             except Exception as exc:  # a bug must not kill the sender
-                self.stats.failed += len(batch)
+                self.stats.failed += _records(batch)
                 self._once.warn(
                     ("bug", type(exc).__name__),
                     f"ppe_slacklog: unexpected {type(exc).__name__} while sending "
@@ -288,7 +301,7 @@ class Outbox:
                 )
                 return False
             else:
-                self.stats.sent += len(batch)
+                self.stats.sent += _records(batch)
                 return True
 
     def _give_up(self, message: _Message, exc: SlackDeliveryError, n: int) -> None:
@@ -314,7 +327,7 @@ class Outbox:
             # Slack does not reliably return the ts of a file message, so a
             # new thread's parent is always a plain message.
             if not chunks:
-                chunks = ["📎 " + ", ".join(f.name for f in message.files)]
+                chunks = ["📎 " + escape(", ".join(f.name for f in message.files))]
             return [_Step("post", c) for c in chunks] + [_Step("upload", "")]
         head, comment = chunks[:-1], (chunks[-1] if chunks else "")
         return [_Step("post", c) for c in head] + [_Step("upload", comment)]
@@ -322,8 +335,13 @@ class Outbox:
     def _pace(self, message: _Message) -> None:
         if message.paced:
             message.paced = False
-        elif self._bucket is not None:
-            self._wait_unless_closed(self._bucket.reserve())
+        elif self._bucket is not None and self._wait_unless_closed(
+            self._bucket.reserve()
+        ):
+            # Closed while waiting for our turn: nothing more goes out.
+            raise SlackDeliveryError(
+                "closed", channel=self.channel, permanent=False, fix="closed"
+            )
 
     def _send(self, message: _Message) -> None:
         if message.steps is None:
@@ -334,38 +352,65 @@ class Outbox:
                 continue
             parent = self._parents.get(key) if key is not None else None
             if step.kind == "upload":
-                self._pace(message)
-                self._api.upload(
-                    self.channel,
-                    message.files,
-                    comment=step.text or None,
-                    thread_ts=parent,
-                )
+                self._upload_once(message, step, parent)
             else:
                 posted = self._post_once(message, number, parent)
                 if key is not None and parent is None:
                     self._parents[key] = posted.ts
             step.done = True
 
+    def _already_there(self, step: _Step, lookup: Callable[[float], Any]) -> Any:
+        """After an unanswered attempt, whether Slack stored it (``lookup``)."""
+        if step.maybe_sent_since is None:
+            return None
+        try:
+            return lookup(step.maybe_sent_since - _CLOCK_SLACK)
+        except SlackDeliveryError as exc:
+            if not exc.permanent:
+                raise  # Slack still away: try again later
+            self._once.warn(
+                ("no-history", exc.code),
+                f"ppe_slacklog cannot tell whether Slack stored a message to "
+                f"{self.channel} whose answer was lost ({exc.fix}); it is sent "
+                "again and may appear twice. Grant the channels:history scope "
+                "to avoid duplicates.",
+            )
+            return None
+
+    def _upload_once(self, message: _Message, step: _Step, parent: str | None) -> None:
+        """Uploads ``message.files`` unless an unanswered attempt was stored."""
+        names = [f.name for f in message.files]
+        if self._already_there(
+            step,
+            lambda oldest: self._api.find_upload(
+                self.channel, names, thread_ts=parent, oldest=oldest
+            ),
+        ):
+            return
+        self._pace(message)
+        attempt_at = time.time()
+        try:
+            self._api.upload(
+                self.channel, message.files, comment=step.text or None, thread_ts=parent
+            )
+        except SlackDeliveryError as exc:
+            if exc.ambiguous and step.maybe_sent_since is None:
+                step.maybe_sent_since = attempt_at
+            raise
+
     def _post_once(self, message: _Message, number: int, parent: str | None) -> Posted:
         """Posts step ``number`` unless an earlier, unanswered attempt was stored."""
         assert message.steps is not None
         step = message.steps[number]
         message_id = f"{message.id}-{number}"
-        if step.maybe_sent_since is not None:
-            try:
-                found = self._api.find_posted(
-                    self.channel,
-                    message_id,
-                    thread_ts=parent,
-                    oldest=step.maybe_sent_since - _CLOCK_SLACK,
-                )
-            except SlackDeliveryError as exc:
-                if not exc.permanent:
-                    raise  # Slack still away: try again later
-                found = None  # cannot tell (no history scope): post again
-            if found is not None:
-                return found
+        found = self._already_there(
+            step,
+            lambda oldest: self._api.find_posted(
+                self.channel, message_id, thread_ts=parent, oldest=oldest
+            ),
+        )
+        if isinstance(found, Posted):
+            return found
         self._pace(message)
         attempt_at = time.time()
         try:
@@ -392,6 +437,11 @@ class Outbox:
                 self._queue.dropped.update(dropped)
 
 
+def _records(posts: list[Post]) -> int:
+    """How many records ``posts`` stand for (collapsed repeats included)."""
+    return sum(p.repeat for p in posts)
+
+
 def _drop_notice(dropped: Counter[str], max_records: int, max_bytes: int) -> str:
     what = ", ".join(
         f"{n} {'trigger message' if kind == 'trigger' else 'log record'}"
@@ -409,6 +459,7 @@ def _drop_notice(dropped: Counter[str], max_records: int, max_bytes: int) -> str
 def _after_fork_in_child() -> None:
     for outbox in list(_outboxes):
         outbox._init_runtime()
+        outbox._once = Once()  # its lock may have been held at fork time
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -249,7 +249,8 @@ class Slack(extension.Extension):
         handler, self._own_handler = self._own_handler, None
         if handler is not None:
             self._logger.removeHandler(handler)
-            handler.close()
+            with contextlib.suppress(Exception):  # never into training
+                handler.close()
 
     def _flush(self) -> None:
         for handler in _handlers_reaching(self._logger):
@@ -338,6 +339,14 @@ class Slack(extension.Extension):
     def initialize(self, manager: Any) -> None:
         """Posts the start message (attaching the extension's own handler if needed)."""
         self._attach_own_handler()
+        if not self._logger.isEnabledFor(logging.INFO):
+            warnings.warn(
+                f"ppe_slacklog.Slack: the logger '{self._logger.name}' is not "
+                "enabled for INFO, so start, trigger and end events are dropped "
+                "before any handler sees them; set its level to INFO in your "
+                "logging configuration.",
+                stacklevel=2,
+            )
         self._emit("start", manager)
 
     def __call__(self, manager: Any) -> None:

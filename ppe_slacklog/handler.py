@@ -143,6 +143,8 @@ class SlackHandler(logging.Handler):
             burst=burst,
         )
         self._once = Once()
+        # Half the queue's byte bound: one file must never crowd out the rest.
+        self._max_file_bytes = max_queue_bytes // 2
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -225,6 +227,11 @@ class SlackHandler(logging.Handler):
                 size = os.path.getsize(name)
                 if size > _MAX_FILE_BYTES:
                     raise OSError(f"{size} bytes is over Slack's 1 GB limit")
+                if size > self._max_file_bytes:
+                    raise OSError(
+                        f"{size} bytes is more than this handler queues for one "
+                        f"file ({self._max_file_bytes}; raise max_queue_bytes)"
+                    )
                 with open(name, "rb") as fh:
                     files.append(FileData(os.path.basename(name), fh.read()))
             except OSError as exc:

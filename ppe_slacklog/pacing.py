@@ -8,6 +8,7 @@ all handlers that write to the same channel.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Final
@@ -56,6 +57,17 @@ class TokenBucket:
 
 _buckets: dict[tuple[str, str, float, int], TokenBucket] = {}
 _buckets_lock = threading.Lock()
+
+
+def _fresh_locks_in_child() -> None:
+    # A lock held by the parent's sender at fork time would stay held forever.
+    global _buckets_lock
+    _buckets_lock = threading.Lock()
+    for bucket in _buckets.values():
+        bucket._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def bucket_for(base_url: str, channel: str, rate: float, burst: int) -> TokenBucket:

@@ -120,7 +120,7 @@ class PostQueue:
         return self._bytes
 
     def add(self, post: Post) -> int:
-        """Queues ``post``; returns how many posts were dropped to make room."""
+        """Queues ``post``; returns how many records were dropped to make room."""
         items = self._items
         # Repeats collapse only in a backlog (a storm, or Slack away): a
         # message that can go out at once is sent as it is.
@@ -138,10 +138,15 @@ class PostQueue:
         items.append(post)
         self._account(post, +1)
         dropped = 0
-        while len(items) > self.max_records or self._bytes > self.max_bytes:
-            if not self._drop_one():
+        # The newest post is never dropped for its own size: a bound smaller
+        # than one post would otherwise lose it with Slack perfectly healthy.
+        while len(items) > 1 and (
+            len(items) > self.max_records or self._bytes > self.max_bytes
+        ):
+            removed = self._drop_one()
+            if not removed:
                 break
-            dropped += 1
+            dropped += removed
         return dropped
 
     def _account(self, post: Post, sign: int) -> None:
@@ -149,13 +154,14 @@ class PostQueue:
         if not post.essential:
             self._optional += sign
 
-    def _drop_one(self) -> bool:
+    def _drop_one(self) -> int:
+        """Drops one post by the policy above; returns the records it held."""
         if self._optional and not self._items[0].essential:
             # The common case (a flood of INFO records): drop from the head.
             post = self._items.popleft()
             self._account(post, -1)
             self.dropped[post.kind] += post.repeat
-            return True
+            return post.repeat
         index = self._oldest(lambda p: not p.essential) if self._optional else None
         if index is None:
             hard = (
@@ -163,15 +169,15 @@ class PostQueue:
                 or self._bytes > 2 * self.max_bytes
             )
             if not hard:
-                return False
+                return 0
             index = self._oldest(lambda p: p.kind == "log")
             if index is None:
-                return False
+                return 0
         post = self._items[index]
         del self._items[index]
         self._account(post, -1)
         self.dropped[post.kind] += post.repeat
-        return True
+        return post.repeat
 
     def _oldest(self, test: Callable[[Post], bool]) -> int | None:
         # The newest post is the likeliest only candidate when the queue is

@@ -84,6 +84,8 @@ def _short_repr(value: Any) -> str:
 def _exception_fields(exc_info: Any) -> dict[str, str]:
     if exc_info is True:
         exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):  # structlog's exc_info=exc
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or exc_info[0] is None:
         return {}
     etype, evalue, tb = exc_info
@@ -137,7 +139,15 @@ def _message(event: Any) -> str:
 
 
 def _json_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return json.dumps(event_dict, ensure_ascii=False, default=_short_repr)
+    # ASCII only: a lone surrogate (an undecodable file name) could not be
+    # written to a UTF-8 file, and U+2028 would split the line for some
+    # readers. No NaN either: it is not JSON, whoever added it.
+    try:
+        return json.dumps(
+            event_dict, ensure_ascii=True, allow_nan=False, default=_short_repr
+        )
+    except ValueError:
+        return json.dumps(_safe(event_dict), ensure_ascii=True, default=_short_repr)
 
 
 class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
@@ -149,7 +159,7 @@ class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
         except Exception as exc:  # never an exception, never a broken line
             text = json.dumps(
                 {
-                    "level": getattr(record, "levelname", "?").lower(),
+                    "level": str(getattr(record, "levelname", "?")).lower(),
                     "logger": str(getattr(record, "name", "?")),
                     "message": _short_repr(getattr(record, "msg", "")),
                     "format_error": f"{type(exc).__name__}: {exc}",

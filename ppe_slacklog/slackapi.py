@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Final
@@ -35,6 +35,8 @@ __all__ = [
 
 DEFAULT_BASE_URL: Final = WebClient.BASE_URL
 
+# How far back (in pages of 200) to look for an unanswered post.
+_MAX_HISTORY_PAGES: Final = 10
 # The metadata event type that marks this library's posts.
 _METADATA_EVENT: Final = "ppe_slacklog_post"
 
@@ -185,9 +187,11 @@ class SlackApi:
     """Posts messages and uploads files through a ``slack_sdk.WebClient``.
 
     Args:
-        client: A ready client. Rate limits (429 + ``Retry-After``), 5xx
-            answers and connection errors are retried by slack_sdk's own
-            retry handlers, installed by :meth:`create`.
+        client: A ready client. :meth:`create` installs slack_sdk's
+            rate-limit retry handler (429 + ``Retry-After``); 5xx answers and
+            connection errors are left to the outbox, which checks for an
+            already stored post before sending again.
+        stats: Counters shared with the outbox.
 
     Example:
         >>> api = SlackApi.create(token="xoxb-...", base_url=None)  # doctest: +SKIP
@@ -263,6 +267,39 @@ class SlackApi:
         ``conversations.history``; needs the ``channels:history`` scope (or
         ``groups:history`` for private channels).
         """
+        for channel_id, message in self._recent(channel, thread_ts, oldest):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == _METADATA_EVENT
+                and payload.get("id") == message_id
+            ):
+                return Posted(channel_id=channel_id, ts=str(message.get("ts")))
+        return None
+
+    def find_upload(
+        self,
+        channel: str,
+        names: Sequence[str],
+        *,
+        thread_ts: str | None,
+        oldest: float,
+    ) -> bool:
+        """Whether a message with exactly the files ``names`` came since ``oldest``.
+
+        Used before sending an upload again whose completion went unanswered.
+        """
+        wanted = sorted(names)
+        for _, message in self._recent(channel, thread_ts, oldest):
+            shared = sorted(str(f.get("name")) for f in message.get("files") or [])
+            if shared == wanted:
+                return True
+        return False
+
+    def _recent(
+        self, channel: str, thread_ts: str | None, oldest: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Messages of ``channel`` (or of a thread) since ``oldest``, page by page."""
         channel_id = self.channel_id(channel)
         kwargs: dict[str, Any] = {
             "channel": channel_id,
@@ -275,16 +312,14 @@ class SlackApi:
             kwargs["ts"] = thread_ts
         else:
             method = self._client.conversations_history
-        response = self._call(channel, method, **kwargs)
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if (
-                metadata.get("event_type") == _METADATA_EVENT
-                and payload.get("id") == message_id
-            ):
-                return Posted(channel_id=channel_id, ts=str(message.get("ts")))
-        return None
+        for _ in range(_MAX_HISTORY_PAGES):
+            response = self._call(channel, method, **kwargs)
+            for message in response.get("messages") or []:
+                yield channel_id, message
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+            kwargs["cursor"] = cursor
 
     def upload(
         self,

@@ -8,6 +8,7 @@ the text and a :class:`TemplateWarning`, given once per template and problem.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shlex
@@ -227,46 +228,75 @@ _warned: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once(where: str, problem: str) -> None:
-    key = (where, problem)
+def _warn_once(where: str, problem: str, key: str | None = None) -> None:
+    seen = (where, problem if key is None else key)
     with _warned_lock:
-        if key in _warned:
+        if seen in _warned:
             return
-        _warned.add(key)
-    warnings.warn(
-        f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
-        "in its place; fix the template, or report the value before this event.",
-        TemplateWarning,
-        stacklevel=4,
-    )
+        _warned.add(seen)
+    # Warnings turned into errors (-W error) must not cost the message.
+    with contextlib.suppress(Exception):
+        warnings.warn(
+            f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
+            "in its place; fix the template, or report the value before this "
+            "event.",
+            TemplateWarning,
+            stacklevel=4,
+        )
+
+
+def _reset_lock_in_child() -> None:
+    global _warned_lock
+    _warned_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 class _Esc:
-    """Formats like the wrapped value, passed through ``esc``; so do its parts."""
+    """Formats like the wrapped value, passed through ``esc``; so do its parts.
 
-    __slots__ = ("_esc", "_value")
+    Every attribute access goes to the wrapped value (``__getattribute__``),
+    so a template cannot reach around the wrapper; ``!r`` and ``!s`` escape
+    too, so both formatting paths give the same text.
+    """
+
+    __slots__ = ("_e", "_v")
 
     def __init__(self, value: Any, esc: Callable[[str], str]) -> None:
-        self._value = value
-        self._esc = esc
+        object.__setattr__(self, "_v", value)
+        object.__setattr__(self, "_e", esc)
 
-    def __getattr__(self, name: str) -> Any:
-        return _wrap(getattr(self._value, name), self._esc)
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, "_v")
+        return _wrap(getattr(value, name), object.__getattribute__(self, "_e"))
 
     def __getitem__(self, key: Any) -> Any:
-        return _wrap(self._value[key], self._esc)
+        value = object.__getattribute__(self, "_v")
+        return _wrap(value[key], object.__getattribute__(self, "_e"))
 
     def __format__(self, spec: str) -> str:
-        return self._esc(format(self._value, spec))
+        value = object.__getattribute__(self, "_v")
+        return object.__getattribute__(self, "_e")(format(value, spec))  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        value = object.__getattribute__(self, "_v")
+        return object.__getattribute__(self, "_e")(str(value))  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        value = object.__getattribute__(self, "_v")
+        return object.__getattribute__(self, "_e")(repr(value))  # type: ignore[no-any-return]
 
 
 def _wrap(value: Any, esc: Callable[[str], str]) -> Any:
-    """``value`` ready for ``format``: numbers as they are, the rest escaped."""
+    """``value`` ready for ``format``: numbers as they are, the rest escaped.
+
+    Strings are wrapped too, so a format spec applies before escaping
+    (``{name:.3}`` cuts the text, not an entity), as in the slow path.
+    """
     kind = type(value)
     if kind is int or kind is float or kind is bool:
         return value  # no escaping needed; format specs still apply
-    if kind is str:
-        return esc(value)
     return _Esc(value, esc)
 
 
@@ -404,6 +434,7 @@ def render_template(
             text = template(manager, context)
     except Exception as exc:  # a user callable must not stop training
         problem = f"the callable raised {type(exc).__name__}: {exc}"
-        _warn_once(where, problem)
+        # Once per exception type: its message may change at every event.
+        _warn_once(where, problem, key=type(exc).__name__)
         return f"{default}\n{MISSING_MARK.format(esc(problem))}"
     return str(text)

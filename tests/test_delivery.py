@@ -179,13 +179,15 @@ def test_without_history_scope_a_retry_posts_again(emu: SlackEmulator) -> None:
     # Slack cannot be asked: the record is delivered (possibly twice), not lost.
     limited = SlackEmulator(scopes=("chat:write", "channels:read")).start()
     try:
-        limited.fail_next(1, status=503, method="chat.postMessage")
+        limited.fail_after_accept(1, status=503, method="chat.postMessage")
         handler = _handler(limited)
-        logging.getLogger("myproject").warning("delivered")
-        assert handler.drain(timeout=20.0)
+        with pytest.warns(SlackDeliveryWarning, match="channels:history"):
+            logging.getLogger("myproject").warning("delivered")
+            assert handler.drain(timeout=20.0)
+        # Slack cannot be asked: sent again, so twice, and the user was told.
         assert [m.text for m in limited.messages(CHANNEL)] == [
             "⚠️ *myproject* delivered"
-        ]
+        ] * 2
     finally:
         limited.stop()
 
@@ -387,3 +389,64 @@ def test_counters_tell_what_happened(emu: SlackEmulator) -> None:
     assert (stats.queued, stats.sent, stats.failed, stats.dropped) == (1, 1, 0, 0)
     assert stats.retries == 1
     assert stats.api_calls >= 2
+
+
+def test_file_too_big_for_the_queue_is_named_not_dropped(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"x" * 3000)
+    handler = SlackHandler(
+        CHANNEL, emu.token, base_url=emu.base_url, max_queue_bytes=4000
+    )
+    logger = logging.getLogger("ppe_slacklog.training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    with pytest.warns(SlackDeliveryWarning, match="raise max_queue_bytes"):
+        _trigger(logger, "run", 1, filenames=[str(big)])
+    assert handler.drain(timeout=10.0)
+    (message,) = emu.messages(CHANNEL)
+    assert message.text.startswith("epoch 1\n⚠️ Could not attach")
+    assert "raise max_queue_bytes" in message.text
+    assert handler.stats.dropped == 0
+
+
+def test_upload_whose_answer_was_lost_is_not_repeated(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    plot = tmp_path / "p.png"
+    plot.write_bytes(b"img")
+    emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    logger = logging.getLogger("ppe_slacklog.training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    _trigger(logger, "run", 1)
+    _trigger(logger, "run", 2, filenames=[str(plot)])
+    assert handler.drain(timeout=20.0)
+    assert [f.name for f in emu.files] == ["p.png"]
+    assert handler.stats.retries == 1
+
+
+def test_sender_survives_warnings_as_errors(emu: SlackEmulator) -> None:
+    handler = SlackHandler("nowhere", emu.token, base_url=emu.base_url)
+    logging.getLogger("myproject").addHandler(handler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logging.getLogger("myproject").warning("first")
+        logging.getLogger("myproject").warning("second")
+        assert handler.drain(timeout=10.0)
+        handler.close()
+    assert handler.stats.failed == 2
+
+
+def test_counters_count_records_through_collapse(emu: SlackEmulator) -> None:
+    emu.set_outage(True)
+    handler = _handler(emu, max_queue_records=5)
+    for i in range(40):
+        logging.getLogger("myproject").info("same" if i % 2 else f"other {i}")
+    emu.set_outage(False)
+    assert handler.drain(timeout=30.0)
+    stats = handler.stats
+    assert stats.queued == 40
+    assert stats.sent + stats.dropped == 40

@@ -373,3 +373,12 @@ def test_no_warning_when_all_is_well(slack_env: SlackEmulator) -> None:
         run_training(manager, _loss)
     assert [m.text for m in slack_env.messages(CHANNEL)][1] == "0.25"
     assert os.environ["SLACK_BOT_TOKEN"] == slack_env.token
+
+
+def test_configured_logger_below_info_is_pointed_out(emu: SlackEmulator) -> None:
+    handler = ppe_slacklog.SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    logging.getLogger("ppe_slacklog.training").addHandler(handler)  # level unset
+    manager = make_manager(max_epochs=1)
+    manager.extend(ppe_slacklog.Slack(CHANNEL))
+    with pytest.warns(UserWarning, match="not enabled for INFO"):
+        run_training(manager)

@@ -226,3 +226,27 @@ def test_processor_errors_do_not_lose_the_record() -> None:
     record = logging.makeLogRecord({"msg": "kept"})
     assert ProcessorFilter([broken]).filter(record)
     assert "KeyError" in record.ppe_extra["enrich_error"]
+
+
+def test_json_survives_surrogates_nan_from_processors_and_exc_instances() -> None:
+    def add_nan(_: Any, __: str, event_dict: Any) -> Any:
+        event_dict["score"] = float("nan")
+        return event_dict
+
+    fmt = JsonFormatter(processors=[add_nan])
+    record = logging.makeLogRecord({"name": "x", "msg": "file \udcff\u2028name"})
+    line = fmt.format(record)
+    line.encode("utf-8")  # writable to a UTF-8 file
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["score"] == "nan"
+    try:
+        raise KeyError("k")
+    except KeyError as exc:
+        caught = exc
+    record = logging.makeLogRecord(
+        {"name": "x", "msg": {"event": "e", "exc_info": caught}}
+    )
+    record._logger = None  # as structlog's wrap_for_formatter leaves it
+    record._name = "error"
+    row = json.loads(JsonFormatter().format(record))
+    assert row["exc_type"] == "KeyError"

@@ -136,3 +136,23 @@ def test_slack_default_escapes_untrusted_parts() -> None:
         assert slack_default("trigger", SimpleNamespace(epoch=1), None, None) == (
             "Epoch #1"
         )
+
+
+def test_conversions_escape_and_both_paths_agree() -> None:
+    err = ValueError("bad <!channel>")
+    variables = {"error": err, "s": "a<b", "c": object()}
+    template = "{error!r} {error!s} {s:.3} {c.__class__}"
+    fast = safe_format(template, variables)
+    with pytest.warns(TemplateWarning):
+        slow = safe_format(template + " {" + _unique() + "}", variables)
+    assert fast == (
+        "ValueError('bad &lt;!channel&gt;') bad &lt;!channel&gt; a&lt;b "
+        "&lt;class 'object'&gt;"
+    )
+    assert slow.startswith(fast)
+
+
+def test_wrapper_internals_are_not_reachable() -> None:
+    with pytest.warns(TemplateWarning):
+        text = safe_format("{c._v}" + _unique(), {"c": object()})
+    assert text.startswith("[missing: c._v]")
