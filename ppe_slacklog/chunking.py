@@ -18,6 +18,21 @@ DEFAULT_MAX_CHARS: Final = 4000
 _FENCE: Final = "```"
 
 
+def _slices(line: str, width: int) -> list[str]:
+    """Cuts ``line`` into pieces of at most ``width``, never inside ``&lt;``."""
+    pieces: list[str] = []
+    start = 0
+    while len(line) - start > width:
+        end = start + width
+        amp = line.rfind("&", end - 5, end)
+        if amp > start and ";" not in line[amp:end]:
+            end = amp  # an escaped entity (&amp; &lt; &gt;) stays whole
+        pieces.append(line[start:end])
+        start = end
+    pieces.append(line[start:])
+    return pieces
+
+
 def split_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     """Splits ``text`` into parts of at most ``max_chars`` characters.
 
@@ -59,8 +74,8 @@ def split_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
             # One line longer than a part: each slice becomes a part of its
             # own, so no newline is invented inside the line.
             close_part()
-            for i in range(0, len(line), width):
-                current.append(line[i : i + width])
+            for piece in _slices(line, width):
+                current.append(piece)
                 close_part()
         elif in_code and line.strip() == _FENCE and current == [_FENCE]:
             # The previous part already closed this block for us.

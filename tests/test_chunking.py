@@ -65,3 +65,10 @@ def test_random_texts_keep_every_line_and_balance() -> None:
         assert "".join(parts).replace("`", "").replace("\n", "") == text.replace(
             "`", ""
         ).replace("\n", "")
+
+
+def test_long_lines_are_not_cut_inside_an_entity() -> None:
+    text = "&lt;" * 300
+    parts = split_text(text, 100)
+    assert "".join(parts) == text
+    assert all(p.startswith("&") and p.endswith(";") for p in parts)
