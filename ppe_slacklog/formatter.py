@@ -13,8 +13,14 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .events import EXTRA_ATTR, EventKind, TrainingEvent, event_of
-from .templates import Template, escape, render_template, slack_default
+from .events import EXTRA_ATTR, EventKind, ManagerSnapshot, TrainingEvent, event_of
+from .templates import (
+    Template,
+    escape,
+    escaped_view,
+    render_template,
+    slack_default,
+)
 
 __all__ = ["LEVEL_MARKERS", "UNSET", "SlackFormatter"]
 
@@ -66,6 +72,22 @@ def _escaped_arg(value: object) -> object:
     if kind is int or kind is float or isinstance(value, (int, float)):
         return value
     return _Escaped(value)
+
+
+def _safe_snapshot(manager: ManagerSnapshot, template: Template) -> Any:
+    """The snapshot with its text escaped, for format strings that use it.
+
+    Its numbers need no escaping; reading them from the tuple directly keeps
+    the common ``{manager.epoch}`` cheap on the training thread.
+    """
+    if not isinstance(template, str) or "manager" not in template:
+        return None
+    if type(manager) is not ManagerSnapshot:
+        return None
+    return manager._replace(
+        out=None if manager.out is None else escape(str(manager.out)),
+        observation=escaped_view(manager.observation),
+    )
 
 
 def _footer(extra: Mapping[str, Any]) -> str:
@@ -174,6 +196,7 @@ class SlackFormatter(logging.Formatter):
             default=default,
             observations=observations,
             error=event.error,
+            safe_manager=_safe_snapshot(event.manager, template),
         )
         if extra and not (
             isinstance(template, str) and any("{" + k in template for k in extra)

@@ -30,6 +30,7 @@ __all__ = [
     "default_msg",
     "default_start_msg",
     "escape",
+    "escaped_view",
     "identity",
     "render_template",
     "safe_format",
@@ -288,6 +289,16 @@ class _Esc:
         return object.__getattribute__(self, "_e")(repr(value))  # type: ignore[no-any-return]
 
 
+def escaped_view(value: Any, esc: Callable[[str], str] = escape) -> Any:
+    """``value`` as format strings should see it: its text passed through ``esc``.
+
+    Example:
+        >>> "{d[k]}".format(d=escaped_view({"k": "<b>"}))
+        '&lt;b&gt;'
+    """
+    return _wrap(value, esc)
+
+
 def _wrap(value: Any, esc: Callable[[str], str]) -> Any:
     """``value`` ready for ``format``: numbers as they are, the rest escaped.
 
@@ -337,6 +348,7 @@ def safe_format(
     where: str = "template",
     trusted: Mapping[str, str] | None = None,
     more: Mapping[str, Any] | None = None,
+    prepared: Mapping[str, Any] | None = None,
 ) -> str:
     """Formats ``template`` like ``str.format``, but never raises.
 
@@ -347,7 +359,9 @@ def safe_format(
     Each problem is reported once as a :class:`TemplateWarning`.
 
     ``trusted`` values (the default text) are inserted as they are; names in
-    ``variables`` win over names in ``more``.
+    ``variables`` win over names in ``more``. ``prepared`` holds values
+    already made safe for the fast path (escaped copies of ``variables``
+    entries), used as they are.
 
     Example:
         >>> import warnings
@@ -359,7 +373,7 @@ def safe_format(
     trusted = trusted or {}
     sources = (variables,) if more is None else (variables, more)
     # The common case: one C-level format call, values escaped as used.
-    lookup = _Lookup(sources, trusted, esc)
+    lookup = _Lookup(sources, {**trusted, **prepared} if prepared else trusted, esc)
     try:
         text = template.format_map(lookup)
     except Exception:
@@ -393,6 +407,7 @@ def render_template(
     observations: Mapping[str, Any],
     error: BaseException | None = None,
     esc: Callable[[str], str] = escape,
+    safe_manager: Any = None,
 ) -> str:
     """Renders one of the documented templates as pytorch-pfn-extras defines it.
 
@@ -401,6 +416,8 @@ def render_template(
     callable is called as ``(manager, context)``, or ``(manager, exception,
     context)`` for the error event, and its text is trusted as written. A
     callable that raises yields the default text followed by a marker.
+    ``safe_manager``, when given, is ``manager`` with its text already
+    escaped: a format string reads it directly instead of through a wrapper.
 
     Example:
         >>> render_template(
@@ -426,6 +443,7 @@ def render_template(
             where=where,
             trusted={"default": default},
             more=observations,
+            prepared=None if safe_manager is None else {"manager": safe_manager},
         )
     try:
         if event == "error":

@@ -78,3 +78,13 @@ def test_training_event_templates_and_overrides() -> None:
     override = SlackFormatter(msg="loss {loss}")
     assert override.format(_event("trigger", None)) == "loss 0.5"
     assert SlackFormatter(end_msg=None).render(_event("end")) is None
+
+
+def test_manager_fields_are_escaped_on_every_path() -> None:
+    record = _event(
+        "trigger", "{manager.out} {manager.observation[loss]} {manager.epoch:03d}"
+    )
+    record.__dict__["ppe_manager"] = record.__dict__["ppe_manager"]._replace(
+        out="runs/<a&b>", observation={"loss": "<x>"}
+    )
+    assert SlackFormatter().format(record) == "runs/&lt;a&amp;b&gt; &lt;x&gt; 002"
