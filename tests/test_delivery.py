@@ -30,6 +30,14 @@ def _handler(emu: SlackEmulator, **kw: Any) -> SlackHandler:
     return handler
 
 
+def _training_handler(emu: SlackEmulator, **kw: Any) -> SlackHandler:
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url, **kw)
+    logger = logging.getLogger("ppe_slacklog.training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
 def _lines(emu: SlackEmulator) -> list[str]:
     """Every line posted to the channel, in order, level markers removed."""
     lines: list[str] = []
@@ -81,10 +89,8 @@ def test_thread_parent_first_and_files_next_to_their_message(
 ) -> None:
     plot = tmp_path / "p.png"
     plot.write_bytes(b"img")
-    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    handler = _training_handler(emu)
     logger = logging.getLogger("ppe_slacklog.training")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     _trigger(logger, "run", 1)
     _trigger(logger, "run", 2, filenames=[str(plot)])
     _trigger(logger, "run", 3)
@@ -231,12 +237,7 @@ def test_bounded_queue_drops_non_essential_first_and_says_so(
 
 def test_start_end_error_are_never_dropped(emu: SlackEmulator) -> None:
     emu.set_outage(True)
-    handler = SlackHandler(
-        CHANNEL, emu.token, base_url=emu.base_url, max_queue_records=3
-    )
-    logger = logging.getLogger("ppe_slacklog.training")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler = _training_handler(emu, max_queue_records=3)
     manager = make_manager(max_epochs=20, iters_per_epoch=1)
     manager.extend(ppe_slacklog.Slack(CHANNEL, msg="ep {manager.epoch}"))
     handler.flush_timeout = 0.05  # finalize must not wait for the outage
@@ -396,12 +397,8 @@ def test_file_too_big_for_the_queue_is_named_not_dropped(
 ) -> None:
     big = tmp_path / "huge.png"
     big.write_bytes(b"x" * 3000)
-    handler = SlackHandler(
-        CHANNEL, emu.token, base_url=emu.base_url, max_queue_bytes=4000
-    )
+    handler = _training_handler(emu, max_queue_bytes=4000)
     logger = logging.getLogger("ppe_slacklog.training")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     with pytest.warns(SlackDeliveryWarning, match="raise max_queue_bytes"):
         _trigger(logger, "run", 1, filenames=[str(big)])
     assert handler.drain(timeout=10.0)
@@ -417,10 +414,8 @@ def test_upload_whose_answer_was_lost_is_not_repeated(
     plot = tmp_path / "p.png"
     plot.write_bytes(b"img")
     emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
-    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    handler = _training_handler(emu)
     logger = logging.getLogger("ppe_slacklog.training")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     _trigger(logger, "run", 1)
     _trigger(logger, "run", 2, filenames=[str(plot)])
     assert handler.drain(timeout=20.0)
