@@ -8,8 +8,10 @@ Slack outage must not produce Slack messages about itself.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
+import weakref
 from typing import Final
 
 __all__ = ["DIAGNOSTICS_LOGGER", "Once", "SlackDeliveryWarning"]
@@ -45,6 +47,7 @@ class Once:
     def __init__(self) -> None:
         self._seen: set[tuple[str, ...]] = set()
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def warn(self, key: tuple[str, ...], message: str) -> bool:
         """Warns with ``message`` unless ``key`` was reported before."""
@@ -63,3 +66,15 @@ class Once:
         finally:
             _state.active = _state.__dict__.get("sender", False)
         return True
+
+
+_instances: weakref.WeakSet[Once] = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    # A lock held by another thread at fork time would stay held forever.
+    for once in list(_instances):
+        once._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)

@@ -37,6 +37,7 @@ _BACKOFF_MAX: Final = 5.0
 # Slack's clock and ours may differ a little: look back this much further
 # when asking whether an earlier attempt was stored.
 _CLOCK_SLACK: Final = 60.0
+_UPLOAD_SKEW: Final = 5.0
 
 # Pace a little under the rate: requests reach Slack with some jitter, and
 # one that arrives early against Slack's own bucket is answered 429.
@@ -247,8 +248,8 @@ class Outbox:
                     return
                 first = self._queue.take()
                 self._in_flight = 1
+            batch = [first]
             try:
-                batch = [first]
                 if self._bucket is not None:
                     wait = self._bucket.reserve()
                     if wait > 0:
@@ -261,6 +262,7 @@ class Outbox:
                 if self._deliver(batch, paced=True):
                     self._report_drops()
             except Exception as exc:  # a bug must not stall flush() forever
+                self.stats.failed += _records(batch)
                 self._once.warn(
                     ("bug", type(exc).__name__),
                     f"ppe_slacklog: unexpected {type(exc).__name__} in the sender "
@@ -359,12 +361,14 @@ class Outbox:
                     self._parents[key] = posted.ts
             step.done = True
 
-    def _already_there(self, step: _Step, lookup: Callable[[float], Any]) -> Any:
+    def _already_there(
+        self, step: _Step, lookup: Callable[[float], Any], skew: float = _CLOCK_SLACK
+    ) -> Any:
         """After an unanswered attempt, whether Slack stored it (``lookup``)."""
         if step.maybe_sent_since is None:
             return None
         try:
-            return lookup(step.maybe_sent_since - _CLOCK_SLACK)
+            return lookup(step.maybe_sent_since - skew)
         except SlackDeliveryError as exc:
             if not exc.permanent:
                 raise  # Slack still away: try again later
@@ -379,19 +383,26 @@ class Outbox:
 
     def _upload_once(self, message: _Message, step: _Step, parent: str | None) -> None:
         """Uploads ``message.files`` unless an unanswered attempt was stored."""
-        names = [f.name for f in message.files]
+        comment = step.text or None
         if self._already_there(
             step,
             lambda oldest: self._api.find_upload(
-                self.channel, names, thread_ts=parent, oldest=oldest
+                self.channel,
+                message.files,
+                comment=comment,
+                thread_ts=parent,
+                oldest=oldest,
             ),
+            # Uploads match by content, not by a unique id: look back only a
+            # little, so an earlier epoch's upload of the same plot is not it.
+            skew=_UPLOAD_SKEW,
         ):
             return
         self._pace(message)
         attempt_at = time.time()
         try:
             self._api.upload(
-                self.channel, message.files, comment=step.text or None, thread_ts=parent
+                self.channel, message.files, comment=comment, thread_ts=parent
             )
         except SlackDeliveryError as exc:
             if exc.ambiguous and step.maybe_sent_since is None:
@@ -459,7 +470,6 @@ def _drop_notice(dropped: Counter[str], max_records: int, max_bytes: int) -> str
 def _after_fork_in_child() -> None:
     for outbox in list(_outboxes):
         outbox._init_runtime()
-        outbox._once = Once()  # its lock may have been held at fork time
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

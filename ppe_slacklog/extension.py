@@ -65,6 +65,12 @@ class _FromSource(logging.Filter):
         return getattr(record, "ppe_source", None) == self.source
 
 
+def _warn(message: str, stacklevel: int = 2) -> None:
+    """Warns, but never into the training: ``-W error`` must not stop it."""
+    with contextlib.suppress(Exception):
+        warnings.warn(message, stacklevel=stacklevel + 1)
+
+
 def _is_own(handler: logging.Handler) -> bool:
     """Whether ``handler`` is one that an extension attached for itself."""
     return any(isinstance(f, _FromSource) for f in handler.filters)
@@ -228,7 +234,7 @@ class Slack(extension.Extension):
         if self._own_handler is not None or self._routing_configured():
             return
         if self._token is None:
-            warnings.warn(
+            _warn(
                 "ppe_slacklog.Slack: logging is no longer configured for "
                 f"'{self._logger.name}' and no token was given: events are "
                 "logged but not posted to Slack.",
@@ -302,7 +308,7 @@ class Slack(extension.Extension):
             record.__dict__.update(extra)
             logger.handle(record)
         except Exception as error:  # reporting must never stop training
-            warnings.warn(
+            _warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: "
                 f"{type(error).__name__}: {error}",
                 stacklevel=3,
@@ -316,7 +322,7 @@ class Slack(extension.Extension):
             try:
                 return [str(name) for name in spec(manager, self._context)]
             except Exception as exc:
-                warnings.warn(
+                _warn(
                     "ppe_slacklog.Slack: the filenames callable raised "
                     f"{type(exc).__name__}: {exc}; no files are uploaded this time.",
                     stacklevel=3,
@@ -340,7 +346,7 @@ class Slack(extension.Extension):
         """Posts the start message (attaching the extension's own handler if needed)."""
         self._attach_own_handler()
         if not self._logger.isEnabledFor(logging.INFO):
-            warnings.warn(
+            _warn(
                 f"ppe_slacklog.Slack: the logger '{self._logger.name}' is not "
                 "enabled for INFO, so start, trigger and end events are dropped "
                 "before any handler sees them; set its level to INFO in your "

@@ -82,10 +82,12 @@ def _safe_snapshot(manager: ManagerSnapshot, template: Template) -> Any:
     """
     if not isinstance(template, str) or "manager" not in template:
         return None
-    if type(manager) is not ManagerSnapshot:
+    if type(manager) is not ManagerSnapshot or not (
+        manager.max_epochs is None or type(manager.max_epochs) is int
+    ):
         return None
     return manager._replace(
-        out=None if manager.out is None else escape(str(manager.out)),
+        out=None if manager.out is None else escaped_view(manager.out),
         observation=escaped_view(manager.observation),
     )
 

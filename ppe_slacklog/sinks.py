@@ -146,7 +146,7 @@ def _json_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
         return json.dumps(
             event_dict, ensure_ascii=True, allow_nan=False, default=_short_repr
         )
-    except ValueError:
+    except (ValueError, TypeError):  # NaN, or keys JSON cannot hold
         return json.dumps(_safe(event_dict), ensure_ascii=True, default=_short_repr)
 
 

@@ -280,19 +280,26 @@ class SlackApi:
     def find_upload(
         self,
         channel: str,
-        names: Sequence[str],
+        files: Sequence[FileData],
         *,
+        comment: str | None,
         thread_ts: str | None,
         oldest: float,
     ) -> bool:
-        """Whether a message with exactly the files ``names`` came since ``oldest``.
+        """Whether this upload (same files, sizes, comment) came since ``oldest``.
 
-        Used before sending an upload again whose completion went unanswered.
+        Used before sending an upload again whose completion went unanswered;
+        a plot re-uploaded every epoch under the same name differs by its
+        comment (or its size), so an earlier epoch's upload does not count.
         """
-        wanted = sorted(names)
+        wanted = sorted((f.name, len(f.content)) for f in files)
+        text = comment or ""
         for _, message in self._recent(channel, thread_ts, oldest):
-            shared = sorted(str(f.get("name")) for f in message.get("files") or [])
-            if shared == wanted:
+            shared = sorted(
+                (str(f.get("name")), int(f.get("size") or -1))
+                for f in message.get("files") or []
+            )
+            if shared == wanted and (message.get("text") or "") == text:
                 return True
         return False
 
@@ -417,6 +424,10 @@ class SlackApi:
 
 def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
     response = exc.response
+    # Nothing is stored before the upload's first step answers.
+    first_step = str(getattr(response, "api_url", "")).endswith(
+        "files.getUploadURLExternal"
+    )
     status = int(getattr(response, "status_code", 200) or 200)
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error") or f"http_{status}")
@@ -441,5 +452,5 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
         channel=channel,
         permanent=not transient,
         fix=fix,
-        ambiguous=status >= 500,
+        ambiguous=status >= 500 and not first_step,
     )

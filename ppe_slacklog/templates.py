@@ -372,15 +372,18 @@ def safe_format(
     """
     trusted = trusted or {}
     sources = (variables,) if more is None else (variables, more)
-    # The common case: one C-level format call, values escaped as used.
-    lookup = _Lookup(sources, {**trusted, **prepared} if prepared else trusted, esc)
-    try:
-        text = template.format_map(lookup)
-    except Exception:
-        pass
-    else:
-        if not lookup.missing:
-            return text
+    # The common case: one C-level format call, values escaped as used. A
+    # conversion (!r, !s, !a) would escape before the format spec applies:
+    # such templates take the slow path, which escapes last.
+    if "!" not in template:
+        lookup = _Lookup(sources, {**trusted, **prepared} if prepared else trusted, esc)
+        try:
+            text = template.format_map(lookup)
+        except Exception:
+            pass
+        else:
+            if not lookup.missing:
+                return text
     # Something is off: the slower formatter says precisely what it was.
     merged: dict[str, Any] = {} if more is None else dict(more)
     merged.update(variables)

@@ -445,3 +445,25 @@ def test_counters_count_records_through_collapse(emu: SlackEmulator) -> None:
     stats = handler.stats
     assert stats.queued == 40
     assert stats.sent + stats.dropped == 40
+
+
+def test_retried_upload_is_not_mistaken_for_last_epochs(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    plot = tmp_path / "loss.png"
+    handler = _training_handler(emu)
+    logger = logging.getLogger("ppe_slacklog.training")
+    plot.write_bytes(b"epoch one")
+    _trigger(logger, "run", 1, filenames=[str(plot)])
+    assert handler.drain(timeout=10.0)
+    plot.write_bytes(b"epoch two!")
+    emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
+    _trigger(logger, "run", 2, filenames=[str(plot)])
+    emu.fail_next(1, status=500, method="files.getUploadURLExternal")
+    _trigger(logger, "run", 3, filenames=[str(plot)])
+    assert handler.drain(timeout=20.0)
+    assert [(f.initial_comment, f.content) for f in emu.files] == [
+        (None, b"epoch one"),
+        ("epoch 2", b"epoch two!"),
+        ("epoch 3", b"epoch two!"),
+    ]

@@ -382,3 +382,14 @@ def test_configured_logger_below_info_is_pointed_out(emu: SlackEmulator) -> None
     manager.extend(ppe_slacklog.Slack(CHANNEL))
     with pytest.warns(UserWarning, match="not enabled for INFO"):
         run_training(manager)
+
+
+def test_warnings_as_errors_never_reach_training(emu: SlackEmulator) -> None:
+    handler = ppe_slacklog.SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    logging.getLogger("ppe_slacklog.training").addHandler(handler)  # level unset
+    manager = make_manager(max_epochs=1)
+    manager.extend(ppe_slacklog.Slack(CHANNEL, msg="{missing_key}"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_training(manager)
+    assert manager.iteration == 2
