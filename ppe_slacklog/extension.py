@@ -273,14 +273,16 @@ class Slack(extension.Extension):
         *,
         filenames: Sequence[str] = (),
         exc: BaseException | None = None,
+        snapshot: ManagerSnapshot | None = None,
     ) -> None:
         logger = self._logger
         level = logging.ERROR if kind == "error" else logging.INFO
         if not logger.isEnabledFor(level):
             return
         try:
-            observations = plain_observations(getattr(manager, "observation", {}))
-            snapshot = ManagerSnapshot.of(manager, observations)
+            if snapshot is None:
+                snapshot = self._snapshot(manager)
+            observations = snapshot.observation
             extra = event_extra(
                 kind=kind,
                 run_id=self.run_id,
@@ -314,7 +316,12 @@ class Slack(extension.Extension):
                 stacklevel=3,
             )
 
-    def _render_filenames(self, manager: Any) -> list[str]:
+    @staticmethod
+    def _snapshot(manager: Any) -> ManagerSnapshot:
+        observations = plain_observations(getattr(manager, "observation", {}))
+        return ManagerSnapshot.of(manager, observations)
+
+    def _render_filenames(self, manager: Any, snapshot: ManagerSnapshot) -> list[str]:
         spec = self._filenames
         if spec is None:
             return []
@@ -328,7 +335,6 @@ class Slack(extension.Extension):
                     stacklevel=3,
                 )
                 return []
-        snapshot = ManagerSnapshot.of(manager)
         return [
             render_template(
                 name,
@@ -357,11 +363,16 @@ class Slack(extension.Extension):
 
     def __call__(self, manager: Any) -> None:
         """Posts the trigger message and, when due, uploads ``filenames``."""
-        filenames = self._render_filenames(manager)
+        if not self._logger.isEnabledFor(logging.INFO):
+            return  # nobody would see the event: no snapshot either
+        # One snapshot serves the file names and the event (tensors are
+        # converted once).
+        snapshot = self._snapshot(manager)
+        filenames = self._render_filenames(manager, snapshot)
         upload_trigger = self._upload_trigger
         if filenames and upload_trigger is not None and not upload_trigger(manager):
             filenames = []
-        self._emit("trigger", manager, filenames=filenames)
+        self._emit("trigger", manager, filenames=filenames, snapshot=snapshot)
 
     def finalize(self, manager: Any) -> None:
         """Posts the end message and waits (bounded) until Slack has it."""
