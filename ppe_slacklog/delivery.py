@@ -48,6 +48,7 @@ _PACING_MARGIN: Final = 0.95
 class _Step:
     kind: str  # "post" or "upload"
     text: str
+    broadcast: bool = False
     done: bool = False
     # Set when an attempt failed in a way that Slack may have stored it.
     maybe_sent_since: float | None = None
@@ -61,6 +62,7 @@ class _Message:
     files: tuple[FileData, ...]
     label: str
     text: str
+    broadcast: bool = False
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     steps: list[_Step] | None = None
     paced: bool = False
@@ -74,6 +76,7 @@ class _Message:
             files=first.files,
             label=label,
             text="\n".join(p.display() for p in batch),
+            broadcast=first.broadcast,
         )
 
 
@@ -119,6 +122,8 @@ class Outbox:
         )
         self._once = Once()
         self._parents: dict[str, str] = {}
+        self._finders: dict[str, Callable[[], str | None]] = {}
+        self._listeners: list[Callable[[str, str], None]] = []
         self._closed = False
         self._last_flush_timeout = -1.0
         self._init_runtime()
@@ -317,6 +322,17 @@ class Outbox:
         )
 
     def _plan(self, message: _Message) -> list[_Step]:
+        steps = self._plan_steps(message)
+        if message.broadcast:
+            # Only the head of a long text goes to the channel too: the
+            # whole traceback there would bury everything else.
+            for step in steps:
+                if step.kind == "post":
+                    step.broadcast = True
+                    break
+        return steps
+
+    def _plan_steps(self, message: _Message) -> list[_Step]:
         chunks = split_text(message.text, self.max_chars) if message.text else []
         if not message.files:
             return [_Step("post", chunk) for chunk in chunks]
@@ -352,14 +368,80 @@ class Outbox:
         for number, step in enumerate(message.steps):
             if step.done:
                 continue
-            parent = self._parents.get(key) if key is not None else None
+            parent = self._parent_of(key) if key is not None else None
             if step.kind == "upload":
                 self._upload_once(message, step, parent)
             else:
                 posted = self._post_once(message, number, parent)
                 if key is not None and parent is None:
-                    self._parents[key] = posted.ts
+                    self._thread_started(key, posted.ts)
             step.done = True
+
+    # -- threads ----------------------------------------------------------------
+
+    def thread_parent(self, key: str) -> str | None:
+        """The ``ts`` of the message that started thread ``key``, if posted yet."""
+        return self._parents.get(key)
+
+    def wait_thread_parent(self, key: str, timeout: float) -> str | None:
+        """Like :meth:`thread_parent`, waiting up to ``timeout`` while posts wait."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            while key not in self._parents and self.pending and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        return self._parents.get(key)
+
+    def adopt_thread(self, key: str, parent: str | Callable[[], str | None]) -> None:
+        """Continues thread ``key`` under an existing message instead of a new one.
+
+        ``parent`` is the thread's ``ts``, or a function that finds it (for
+        example by waiting on another process); the sender calls it, off the
+        caller's thread, before it posts the thread's first message. A
+        function that returns ``None`` lets the next post start a new thread.
+        """
+        with self._cond:
+            if isinstance(parent, str):
+                self._parents[key] = parent
+                self._finders.pop(key, None)
+            elif key not in self._parents:
+                self._finders[key] = parent
+
+    def on_thread_started(self, listener: Callable[[str, str], None]) -> None:
+        """Calls ``listener(key, ts)`` (on the sender thread) for each new thread."""
+        self._listeners.append(listener)
+
+    def _parent_of(self, key: str) -> str | None:
+        parent = self._parents.get(key)
+        if parent is None and key in self._finders:
+            finder = self._finders.pop(key)
+            try:
+                parent = finder()
+            except Exception as exc:  # someone else's code: never the sender's end
+                self._once.warn(
+                    ("finder", type(exc).__name__),
+                    f"ppe_slacklog: finding the Slack thread to continue in "
+                    f"{self.channel} failed ({type(exc).__name__}: {exc}); a new "
+                    "thread is started.",
+                )
+                parent = None
+            if parent:
+                self._parents[key] = parent
+        return parent
+
+    def _thread_started(self, key: str, ts: str) -> None:
+        self._parents[key] = ts
+        for listener in list(self._listeners):
+            try:
+                listener(key, ts)
+            except Exception as exc:
+                self._once.warn(
+                    ("listener", type(exc).__name__),
+                    f"ppe_slacklog: a thread listener for {self.channel} raised "
+                    f"{type(exc).__name__}: {exc}",
+                )
 
     def _already_there(
         self, step: _Step, lookup: Callable[[float], Any], skew: float = _CLOCK_SLACK
@@ -426,7 +508,11 @@ class Outbox:
         attempt_at = time.time()
         try:
             return self._api.post(
-                self.channel, step.text, thread_ts=parent, message_id=message_id
+                self.channel,
+                step.text,
+                thread_ts=parent,
+                reply_broadcast=step.broadcast,
+                message_id=message_id,
             )
         except SlackDeliveryError as exc:
             if exc.ambiguous and step.maybe_sent_since is None:

@@ -24,6 +24,7 @@ __all__ = [
     "EventSummary",
     "ManagerSnapshot",
     "Observation",
+    "RunFacts",
     "TrainingEvent",
     "event_extra",
     "event_of",
@@ -31,8 +32,14 @@ __all__ = [
     "plain_value",
 ]
 
-EventKind = Literal["start", "trigger", "end", "error"]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = ("start", "trigger", "end", "error")
+EventKind = Literal["start", "trigger", "end", "error", "interrupted"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = (
+    "start",
+    "trigger",
+    "end",
+    "error",
+    "interrupted",
+)
 
 #: The logger the extension emits on unless told otherwise.
 DEFAULT_LOGGER: Final = "ppe_slacklog.training"
@@ -202,6 +209,8 @@ class EventSummary:
             return f"training finished ({where}, {snap.elapsed_time:.1f}s)"
         if self._kind == "error":
             return f"training failed ({where}, {snap.elapsed_time:.1f}s)"
+        if self._kind == "interrupted":
+            return f"training interrupted ({where}, {snap.elapsed_time:.1f}s)"
         values = " ".join(f"{k}={v}" for k, v in self._observations.items())
         return f"{where}: {values}" if values else where
 
@@ -218,6 +227,7 @@ def event_extra(
     filenames: Sequence[str] = (),
     template: Any = None,
     source: str | None = None,
+    run: RunFacts | None = None,
 ) -> dict[str, Any]:
     """Builds the ``extra=`` mapping of one training event record.
 
@@ -227,7 +237,7 @@ def event_extra(
         >>> extra["ppe_event"], extra["epoch"], extra["filenames"]
         ('start', 0, [])
     """
-    return {
+    extra: dict[str, Any] = {
         "ppe_event": kind,
         "run_id": run_id,
         "epoch": snapshot.epoch,
@@ -240,6 +250,48 @@ def event_extra(
         _MANAGER: snapshot,
         _SOURCE: source,
     }
+    if run is not None:
+        # Only runs that are resumed, interrupted or distributed carry these:
+        # the common record stays as small as the contract.
+        extra.update({k: v for k, v in run._asdict().items() if v is not None})
+    return extra
+
+
+class RunFacts(NamedTuple):
+    """What a record says about the run beyond the position in it.
+
+    Attributes are ``None`` when they do not apply; only the set ones become
+    record attributes (``resumed``, ``reason``, ``rank``, ``world_size``,
+    ``host``).
+
+    Example:
+        >>> RunFacts(rank=1, world_size=2, host="node7").where()
+        'rank 1 of 2 on node7'
+    """
+
+    #: Start events of a run resumed from a snapshot: ``True``.
+    resumed: bool | None = None
+    #: Interrupted events: what ended the run ("SIGTERM received", ...).
+    reason: str | None = None
+    #: Distributed runs (``world_size`` > 1): the emitting process's rank.
+    rank: int | None = None
+    world_size: int | None = None
+    host: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the event comes from a job of several processes."""
+        return (self.world_size or 1) > 1
+
+    def where(self) -> str:
+        """``rank R of N on HOST`` for a distributed run, else ``""``."""
+        if not self.distributed:
+            return ""
+        text = f"rank {self.rank} of {self.world_size}"
+        return f"{text} on {self.host}" if self.host else text
+
+
+_RUN_KEYS: Final = frozenset(RunFacts._fields)
 
 
 class TrainingEvent(NamedTuple):
@@ -258,6 +310,7 @@ class TrainingEvent(NamedTuple):
     has_template: bool = False
     source: str | None = None
     error: BaseException | None = None
+    run: RunFacts | None = None
 
 
 def event_of(record: logging.LogRecord) -> TrainingEvent | None:
@@ -286,6 +339,9 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
             observation=MappingProxyType(dict(observations)),
         )
     exc_info = record.exc_info
+    run = None
+    if _RUN_KEYS.intersection(d):
+        run = RunFacts(**{k: d[k] for k in _RUN_KEYS.intersection(d)})
     return TrainingEvent(
         cast(EventKind, kind),
         str(d.get("run_id", "")),
@@ -300,4 +356,5 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
         _TEMPLATE in d,
         d.get(_SOURCE),
         exc_info[1] if exc_info else None,
+        run,
     )

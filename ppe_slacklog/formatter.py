@@ -13,7 +13,14 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .events import EXTRA_ATTR, EventKind, ManagerSnapshot, TrainingEvent, event_of
+from .events import (
+    EXTRA_ATTR,
+    EventKind,
+    ManagerSnapshot,
+    RunFacts,
+    TrainingEvent,
+    event_of,
+)
 from .templates import (
     Template,
     escape,
@@ -98,6 +105,17 @@ def _footer(extra: Mapping[str, Any]) -> str:
     return f"\n_{pairs}_"
 
 
+def _with_rank(text: str, kind: str, run: RunFacts) -> str:
+    """Names the process of a distributed job where it matters.
+
+    Failures name it always (which of the ranks broke is the first question);
+    other events only when they come from a rank other than 0.
+    """
+    if kind in ("error", "interrupted") or run.rank not in (0, None):
+        return f"`{escape(run.where())}`\n{text}"
+    return text
+
+
 def _nearest_marker(levelno: int) -> str:
     # Custom levels take the marker of the nearest standard level below.
     below = [lvl for lvl in LEVEL_MARKERS if lvl <= levelno]
@@ -119,6 +137,9 @@ class SlackFormatter(logging.Formatter):
         start_msg: Template for the start event.
         end_msg: Template for the end event.
         error_msg: Template for the error event.
+        interrupted_msg: Template for a run that stopped without ending or
+            failing (``KeyboardInterrupt``, ``SIGTERM``, ``sys.exit``); it
+            also sees ``reason``.
 
     Templates follow pytorch-pfn-extras' rules (a format string with
     ``manager``, ``default``, ``context``, ``error`` and the observations, or a
@@ -142,6 +163,7 @@ class SlackFormatter(logging.Formatter):
         start_msg: Template | _Unset = UNSET,
         end_msg: Template | _Unset = UNSET,
         error_msg: Template | _Unset = UNSET,
+        interrupted_msg: Template | _Unset = UNSET,
     ) -> None:
         super().__init__()
         given: dict[EventKind, Template | _Unset] = {
@@ -149,6 +171,7 @@ class SlackFormatter(logging.Formatter):
             "start": start_msg,
             "end": end_msg,
             "error": error_msg,
+            "interrupted": interrupted_msg,
         }
         self._templates: dict[EventKind, Template] = {
             kind: tmpl for kind, tmpl in given.items() if not isinstance(tmpl, _Unset)
@@ -179,9 +202,17 @@ class SlackFormatter(logging.Formatter):
             return None
         # The default text (identity, command line) costs more than most
         # templates: only build it when the template may use it.
+        run = event.run
         needs_default = not isinstance(template, str) or "default" in template
         default = (
-            slack_default(event.kind, event.manager, event.context, event.error)
+            slack_default(
+                event.kind,
+                event.manager,
+                event.context,
+                event.error,
+                resumed=bool(run and run.resumed),
+                reason=run.reason if run else None,
+            )
             if needs_default
             else ""
         )
@@ -199,7 +230,10 @@ class SlackFormatter(logging.Formatter):
             observations=observations,
             error=event.error,
             safe_manager=_safe_snapshot(event.manager, template),
+            reason=run.reason if run else None,
         )
+        if run is not None and run.distributed:
+            text = _with_rank(text, event.kind, run)
         if extra and not (
             isinstance(template, str) and any("{" + k in template for k in extra)
         ):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from slack_sdk import WebClient
@@ -24,7 +25,7 @@ from .slackapi import FileData, SlackApi, resolve_token
 from .stats import DeliveryStats
 from .templates import Template, escape
 
-__all__ = ["SlackHandler"]
+__all__ = ["DEFAULT_BROADCAST", "SlackHandler"]
 
 # Loggers whose records describe delivery itself; sending them to Slack
 # would make every post produce another post. (Records logged on a sender
@@ -32,6 +33,9 @@ __all__ = ["SlackHandler"]
 _IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk")
 
 _LABELS: Final = {kind: f"{kind} message" for kind in EVENT_KINDS}
+
+#: Events whose thread reply is also shown in the channel by default.
+DEFAULT_BROADCAST: Final = ("error", "interrupted")
 
 # Slack's upper bound for one uploaded file.
 _MAX_FILE_BYTES: Final = 1024**3
@@ -57,7 +61,12 @@ class SlackHandler(logging.Handler):
         start_msg: Template for start events, overriding the record's.
         end_msg: Template for end events, overriding the record's.
         error_msg: Template for error events, overriding the record's.
+        interrupted_msg: Template for interrupted runs, overriding the record's.
         thread: Post each run's events in one Slack thread.
+        broadcast: Events (``"error"``, ``"interrupted"``, ``"end"``, ...)
+            whose thread reply is also shown in the channel (Slack's
+            ``reply_broadcast``), so that nobody has to open the thread to
+            see that a run failed.
         level: The handler's level.
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
@@ -97,7 +106,9 @@ class SlackHandler(logging.Handler):
         start_msg: Template | _Unset = UNSET,
         end_msg: Template | _Unset = UNSET,
         error_msg: Template | _Unset = UNSET,
+        interrupted_msg: Template | _Unset = UNSET,
         thread: bool = True,
+        broadcast: Iterable[str] = DEFAULT_BROADCAST,
         level: int | str = logging.NOTSET,
         flush_timeout: float = 10.0,
         max_message_chars: int = DEFAULT_MAX_CHARS,
@@ -126,10 +137,21 @@ class SlackHandler(logging.Handler):
             )
         self.channel = channel
         self.thread = thread
+        self.broadcast = frozenset(broadcast)
+        unknown = self.broadcast - set(EVENT_KINDS)
+        if unknown:
+            raise ValueError(
+                f"broadcast names unknown event kind(s) {sorted(unknown)}; "
+                f"use some of {list(EVENT_KINDS)}"
+            )
         self.flush_timeout = float(flush_timeout)
         self.setFormatter(
             SlackFormatter(
-                msg=msg, start_msg=start_msg, end_msg=end_msg, error_msg=error_msg
+                msg=msg,
+                start_msg=start_msg,
+                end_msg=end_msg,
+                error_msg=error_msg,
+                interrupted_msg=interrupted_msg,
             )
         )
         self._outbox = Outbox(
@@ -213,6 +235,7 @@ class SlackHandler(logging.Handler):
             kind=event.kind,
             level=record.levelno,
             label=_LABELS.get(event.kind, "message"),
+            broadcast=event.kind in self.broadcast,
         )
 
     def _read_files(
@@ -246,6 +269,41 @@ class SlackHandler(logging.Handler):
                     "message is sent without it.",
                 )
         return tuple(files), problems
+
+    # -- threads of runs --------------------------------------------------------
+
+    def thread_ts(self, run_id: str, *, wait: float = 0.0) -> str | None:
+        """The ``ts`` of the Slack thread of run ``run_id``, once it was posted.
+
+        Args:
+            run_id: The run (a record's ``run_id``).
+            wait: Seconds to wait for it while messages are still pending.
+
+        Example:
+            >>> handler.thread_ts(extension.run_id)  # doctest: +SKIP
+            '1700000000.000100'
+        """
+        if wait > 0:
+            return self._outbox.wait_thread_parent(run_id, wait)
+        return self._outbox.thread_parent(run_id)
+
+    def continue_thread(
+        self, run_id: str, parent: str | Callable[[], str | None]
+    ) -> None:
+        """Posts run ``run_id``'s messages in an existing thread.
+
+        Args:
+            run_id: The run.
+            parent: The thread's ``ts`` (say, saved before a restart), or a
+                function returning it (or ``None``: start a new thread). The
+                sender thread calls it before the run's first post, so it
+                may wait (bounded) without holding up the caller.
+        """
+        self._outbox.adopt_thread(run_id, parent)
+
+    def on_thread_started(self, listener: Callable[[str, str], None]) -> None:
+        """Calls ``listener(run_id, ts)`` on the sender thread for each new thread."""
+        self._outbox.on_thread_started(listener)
 
     def flush(self) -> None:
         """Waits until queued messages are delivered, at most ``flush_timeout``."""

@@ -20,7 +20,7 @@ DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 
 # What a queued post costs beyond its text: the object and its bookkeeping.
 _OVERHEAD: Final = 200
-_ALWAYS_KEPT: Final = frozenset({"start", "end", "error"})
+_ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted"})
 _COLLAPSE_BACKLOG: Final = 3
 
 
@@ -38,6 +38,7 @@ class Post:
         level: The record's level.
         label: What the post is, for diagnostics ("end message").
         repeat: How many identical records this post stands for.
+        broadcast: A thread reply that is also shown in the channel.
     """
 
     text: str
@@ -47,6 +48,7 @@ class Post:
     level: int = logging.INFO
     label: str = "message"
     repeat: int = 1
+    broadcast: bool = False
 
     @property
     def essential(self) -> bool:
@@ -62,6 +64,7 @@ class Post:
         """
         return (
             not self.files
+            and not self.broadcast
             and self.kind in ("trigger", "log")
             and self.level < logging.ERROR
         )

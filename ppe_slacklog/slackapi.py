@@ -62,6 +62,10 @@ _FIXES: Final[dict[str, str]] = {
         "the bot is not a member of {channel}: invite it with "
         "'/invite @your-bot' in that channel"
     ),
+    "cannot_join": (
+        "the bot is not a member of {channel} and cannot join it by itself "
+        "({why}): invite it with '/invite @your-bot' in that channel"
+    ),
     "is_archived": "{channel} is archived: unarchive it or choose another channel",
     "missing_scope": (
         "the token lacks the scope '{needed}': add it under OAuth & Permissions "
@@ -202,6 +206,8 @@ class SlackApi:
     def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
         self._client = client
         self._channel_ids: dict[str, str] = {}
+        # Channels the bot could not join: asked once, not at every post.
+        self._cannot_join: dict[str, SlackDeliveryError] = {}
         self.stats = stats if stats is not None else DeliveryStats()
 
     @classmethod
@@ -252,7 +258,7 @@ class SlackApi:
                 "event_type": _METADATA_EVENT,
                 "event_payload": {"id": message_id},
             }
-        response = self._call(channel, self._client.chat_postMessage, **kwargs)
+        response = self._joining(channel, self._client.chat_postMessage, **kwargs)
         channel_id = str(response.get("channel") or channel)
         if _CHANNEL_ID.match(channel_id):
             self._channel_ids[channel] = channel_id
@@ -353,7 +359,47 @@ class SlackApi:
             kwargs["initial_comment"] = comment
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
-        self._call(channel, self._client.files_upload_v2, **kwargs)
+        self._joining(channel, self._client.files_upload_v2, **kwargs)
+
+    def _joining(self, where: str, method: Any, **kwargs: Any) -> Any:
+        """Calls ``method``; on ``not_in_channel`` joins the channel and retries.
+
+        A bot needs to be a member of a channel to post there; with the
+        ``channels:join`` scope it can become one of a public channel by
+        itself, which saves the user a trip to Slack.
+        """
+        if where in self._cannot_join:
+            raise self._cannot_join[where]
+        try:
+            return self._call(where, method, **kwargs)
+        except SlackDeliveryError as exc:
+            if exc.code != "not_in_channel":
+                raise
+            self._join(where)
+        return self._call(where, method, **kwargs)
+
+    def _join(self, channel: str) -> None:
+        try:
+            self._call(
+                channel,
+                self._client.conversations_join,
+                channel=self.channel_id(channel),
+            )
+        except SlackDeliveryError as exc:
+            if not exc.permanent:
+                raise
+            why = {
+                "missing_scope": "its token lacks the channels:join scope",
+                "method_not_supported_for_channel_type": "it is a private channel",
+            }.get(exc.code, f"Slack answered '{exc.code}'")
+            error = SlackDeliveryError(
+                "not_in_channel",
+                channel=channel,
+                permanent=True,
+                fix=_FIXES["cannot_join"].format(channel=channel, why=why),
+            )
+            self._cannot_join[channel] = error
+            raise error from None
 
     def channel_id(self, channel: str) -> str:
         """The ID of ``channel`` (a name, ``#name`` or an ID), looked up once.

@@ -9,6 +9,7 @@ the text and a :class:`TemplateWarning`, given once per template and problem.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import getpass
 import os
 import shlex
@@ -95,10 +96,29 @@ def _identity_text(esc: Callable[[str], str]) -> str:
     return esc(identity())
 
 
-def _start_text(esc: Callable[[str], str]) -> str:
+def _start_text(
+    esc: Callable[[str], str], resumed_at: tuple[int, int] | None = None
+) -> str:
+    if resumed_at is None:
+        headline = "🏃 *Training started!"
+    else:
+        epoch, iteration = resumed_at
+        headline = f"🔁 *Training resumed from epoch {epoch}, iteration {iteration}!"
+    return f"{headline} {_identity_text(esc)}*\nCommand: `{esc(_command_line())}`"
+
+
+def _duration(seconds: float) -> str:
+    try:
+        return str(datetime.timedelta(seconds=int(seconds)))
+    except (OverflowError, ValueError):  # nan or absurd: show it as it is
+        return f"{seconds}s"
+
+
+def _interrupted_text(manager: Any, reason: str, esc: Callable[[str], str]) -> str:
     return (
-        f"🏃 *Training started! {_identity_text(esc)}*\n"
-        f"Command: `{esc(_command_line())}`"
+        f"⚠️ *Training interrupted: {esc(reason)}. {_identity_text(esc)}*\n"
+        f"Stopped at epoch {manager.epoch}, iteration {manager.iteration}, "
+        f"after {_duration(manager.elapsed_time)}."
     )
 
 
@@ -146,15 +166,27 @@ def default_error_msg(manager: Any, exc: BaseException, context: Any) -> str:
 
 
 def slack_default(
-    event: str, manager: Any, context: Any, exc: BaseException | None
+    event: str,
+    manager: Any,
+    context: Any,
+    exc: BaseException | None,
+    *,
+    resumed: bool = False,
+    reason: str | None = None,
 ) -> str:
     """The default text of ``event`` with every interpolated part escaped.
 
     Identical on screen to ppe's default, but a command line or an exception
-    message holding ``<!here>`` cannot ping anyone.
+    message holding ``<!here>`` cannot ping anyone. A resumed run's start
+    says where it resumed; ``interrupted`` (not a ppe event) says why and
+    where the run stopped.
     """
     if event == "start":
+        if resumed:
+            return _start_text(escape, (manager.epoch, manager.iteration))
         return _start_text(escape)
+    if event == "interrupted":
+        return _interrupted_text(manager, reason or "the process exited", escape)
     if event == "end":
         return _end_text(escape)
     if event == "error":
@@ -411,11 +443,13 @@ def render_template(
     error: BaseException | None = None,
     esc: Callable[[str], str] = escape,
     safe_manager: Any = None,
+    reason: str | None = None,
 ) -> str:
     """Renders one of the documented templates as pytorch-pfn-extras defines it.
 
     A format string sees ``manager``, ``default``, ``context``, ``error`` (error
-    events only) and every observation by name (``{val/loss}`` works). A
+    events only), ``reason`` (interrupted events only) and every observation
+    by name (``{val/loss}`` works). A
     callable is called as ``(manager, context)``, or ``(manager, exception,
     context)`` for the error event, and its text is trusted as written. A
     callable that raises yields the default text followed by a marker.
@@ -439,6 +473,8 @@ def render_template(
         names: dict[str, Any] = {"manager": manager, "context": context}
         if event == "error":
             names["error"] = error
+        elif event == "interrupted":
+            names["reason"] = reason
         return safe_format(
             template,
             names,
