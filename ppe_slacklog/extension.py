@@ -10,25 +10,29 @@ one of its own, so that with only ``SLACK_BOT_TOKEN`` set it behaves like
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import types
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, Final
 
 from pytorch_pfn_extras.training import extension
 from pytorch_pfn_extras.training._trigger_util import get_trigger
 
+from . import _interrupts
+from ._distributed import Job, current_job
 from .events import (
     DEFAULT_LOGGER,
     EventKind,
     EventSummary,
     ManagerSnapshot,
+    RunFacts,
     event_extra,
     plain_observations,
 )
-from .handler import SlackHandler
+from .handler import DEFAULT_BROADCAST, SlackHandler
 from .slackapi import resolve_token
 from .templates import (
     Template,
@@ -42,6 +46,22 @@ from .templates import (
 __all__ = ["Slack"]
 
 FilenamesSpec = Sequence[str] | Callable[[Any, Any], Sequence[str]] | None
+
+_LEVELS: Final[dict[EventKind, int]] = {
+    "start": logging.INFO,
+    "trigger": logging.INFO,
+    "end": logging.INFO,
+    "error": logging.ERROR,
+    "interrupted": logging.WARNING,
+}
+# Longest wait of state_dict() for a thread whose first message is queued.
+_STATE_WAIT: Final = 2.0
+# Longest wait of another rank (on its sender thread) for rank 0's thread,
+# and of a rank at start for rank 0's run id: well within a flush_timeout.
+_RANK_WAIT: Final = 5.0
+# Numbers the extensions of a process in creation order: every rank of a
+# job creates the same ones, so the n-th is the same run everywhere.
+_ordinals = itertools.count()
 
 
 def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
@@ -126,6 +146,18 @@ class Slack(extension.Extension):
         logger: Logger (or its name) that receives the events.
         base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
             else Slack's own.
+        interrupted_msg: Message when the run stops without finishing or
+            failing (``KeyboardInterrupt``, ``SIGTERM``, ``sys.exit``); it
+            also sees ``reason``. ``None`` to not post it.
+        broadcast: Events whose thread reply the extension's own handler
+            also shows in the channel (by default errors and interruptions;
+            add ``"end"`` to see every finish there).
+        ranks: In a ``torch.distributed`` job, the ranks whose trigger
+            messages are posted (``None``: every rank). Start, end and
+            interrupted messages come from rank 0, errors from any rank.
+
+    A run resumed from a snapshot (``manager.load_state_dict``) continues in
+    the thread it started, and its start message says where it resumed.
 
     Raises:
         RuntimeError: No token was given while the extension would have to
@@ -167,6 +199,9 @@ class Slack(extension.Extension):
         token: str | None = None,
         logger: str | logging.Logger = DEFAULT_LOGGER,
         base_url: str | None = None,
+        interrupted_msg: Template = "{default}",
+        broadcast: Iterable[str] = DEFAULT_BROADCAST,
+        ranks: Collection[int] | None = (0,),
     ) -> None:
         super().__init__()
         self._channel = channel
@@ -175,7 +210,17 @@ class Slack(extension.Extension):
             "start": start_msg,
             "end": end_msg,
             "error": error_msg,
+            "interrupted": interrupted_msg,
         }
+        self._broadcast = tuple(broadcast)
+        self._ranks = None if ranks is None else frozenset(ranks)
+        self._ordinal = next(_ordinals)
+        self._job = Job()
+        self._run_facts: RunFacts | None = None
+        # Threads per channel saved in a snapshot, and whether one was loaded.
+        self._saved_threads: dict[str, str] = {}
+        self._resumed = False
+        self._posts_triggers = True
         self._thread = thread
         self._filenames = filenames
         self._upload_trigger = (
@@ -242,7 +287,11 @@ class Slack(extension.Extension):
             )
             return
         handler = SlackHandler(
-            self._channel, self._token, base_url=self._base_url, thread=self._thread
+            self._channel,
+            self._token,
+            base_url=self._base_url,
+            thread=self._thread,
+            broadcast=self._broadcast,
         )
         handler.addFilter(_FromSource(self._source))
         self._logger.addHandler(handler)
@@ -257,6 +306,11 @@ class Slack(extension.Extension):
             self._logger.removeHandler(handler)
             with contextlib.suppress(Exception):  # never into training
                 handler.close()
+
+    def _slack_handlers(self) -> list[SlackHandler]:
+        """The SlackHandlers that post this extension's events."""
+        own = [self._own_handler] if self._own_handler is not None else []
+        return own + self._configured_handlers()
 
     def _flush(self) -> None:
         for handler in _handlers_reaching(self._logger):
@@ -274,9 +328,10 @@ class Slack(extension.Extension):
         filenames: Sequence[str] = (),
         exc: BaseException | None = None,
         snapshot: ManagerSnapshot | None = None,
+        run: RunFacts | None = None,
     ) -> None:
         logger = self._logger
-        level = logging.ERROR if kind == "error" else logging.INFO
+        level = _LEVELS[kind]
         if not logger.isEnabledFor(level):
             return
         try:
@@ -291,6 +346,7 @@ class Slack(extension.Extension):
                 filenames=filenames,
                 template=self._templates[kind],
                 source=self._source,
+                run=run or self._run_facts,
             )
             exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
             # makeRecord + handle is what Logger.log does, minus the stack walk
@@ -349,7 +405,11 @@ class Slack(extension.Extension):
         ]
 
     def initialize(self, manager: Any) -> None:
-        """Posts the start message (attaching the extension's own handler if needed)."""
+        """Posts the start message (attaching the extension's own handler if needed).
+
+        Also joins the run to the rest of a distributed job, continues a
+        resumed run's thread, and starts watching for an interrupted exit.
+        """
         self._attach_own_handler()
         if not self._logger.isEnabledFor(logging.INFO):
             _warn(
@@ -359,12 +419,67 @@ class Slack(extension.Extension):
                 "logging configuration.",
                 stacklevel=2,
             )
-        self._emit("start", manager)
+        try:
+            self._join_job()
+        except Exception as exc:  # reporting must never stop training
+            _warn(f"ppe_slacklog.Slack could not join the job's thread: {exc}")
+        self._posts_triggers = self._posts("trigger")
+        if self._job.rank == 0:
+            start = (self._run_facts or RunFacts())._replace(
+                resumed=True if self._resumed else None
+            )
+            self._emit("start", manager, run=start)
+            _interrupts.watch(self, lambda reason: self._interrupted(manager, reason))
+
+    def _join_job(self) -> None:
+        """Agrees on the run and its threads with the snapshot and other ranks."""
+        job = self._job = current_job()
+        if job.distributed:
+            if not self._resumed:
+                self.run_id = job.run_id(self._ordinal, self.run_id, wait=_RANK_WAIT)
+            self._run_facts = RunFacts(
+                rank=job.rank, world_size=job.world_size, host=job.host
+            )
+        for handler in self._slack_handlers():
+            saved = self._saved_threads.get(handler.channel)
+            if job.rank == 0:
+                if saved is not None:
+                    handler.continue_thread(self.run_id, saved)
+                    job.publish_thread(self.run_id, handler.channel, saved)
+                if job.distributed:
+                    self._share_threads(handler)
+            elif saved is not None:
+                handler.continue_thread(self.run_id, saved)
+            else:
+                handler.continue_thread(
+                    self.run_id,
+                    job.thread_finder(self.run_id, handler.channel, wait=_RANK_WAIT),
+                )
+
+    def _share_threads(self, handler: SlackHandler) -> None:
+        run_id, job, channel = self.run_id, self._job, handler.channel
+
+        def publish(key: str, ts: str) -> None:
+            if key == run_id:
+                job.publish_thread(run_id, channel, ts)
+
+        handler.on_thread_started(publish)
+
+    def _posts(self, kind: EventKind) -> bool:
+        """Whether this process reports ``kind`` events (rank rules)."""
+        rank = self._job.rank
+        if kind == "error":
+            return True
+        if kind == "trigger":
+            return rank == 0 if self._ranks is None else rank in self._ranks
+        return rank == 0
 
     def __call__(self, manager: Any) -> None:
         """Posts the trigger message and, when due, uploads ``filenames``."""
         if not self._logger.isEnabledFor(logging.INFO):
             return  # nobody would see the event: no snapshot either
+        if not self._posts_triggers:
+            return
         # One snapshot serves the file names and the event (tensors are
         # converted once).
         snapshot = self._snapshot(manager)
@@ -376,7 +491,9 @@ class Slack(extension.Extension):
 
     def finalize(self, manager: Any) -> None:
         """Posts the end message and waits (bounded) until Slack has it."""
-        self._emit("end", manager)
+        _interrupts.unwatch(self)
+        if self._posts("end"):
+            self._emit("end", manager)
         self._flush()
         self._detach_own_handler()
 
@@ -387,15 +504,39 @@ class Slack(extension.Extension):
         tb: types.TracebackType,
     ) -> None:
         """Posts the error message with its traceback and waits until sent."""
+        _interrupts.unwatch(self)
         self._emit("error", manager, exc=exc)
         self._flush()
 
+    def _interrupted(self, manager: Any, reason: str) -> None:
+        """At exit of a run that neither finished nor failed: says so, then flushes."""
+        run = (self._run_facts or RunFacts())._replace(reason=reason)
+        self._emit("interrupted", manager, run=run)
+        self._flush()
+
     def state_dict(self) -> dict[str, Any]:
-        """The run id, so a resumed training keeps reporting as the same run."""
-        return {"run_id": self.run_id}
+        """The run id and its Slack thread per channel, for a resumed training.
+
+        A thread whose first message is still on its way is waited for
+        briefly, so a snapshot taken right after the start keeps it.
+        """
+        threads: dict[str, str] = dict(self._saved_threads)
+        for handler in self._slack_handlers():
+            with contextlib.suppress(Exception):  # a snapshot must not fail here
+                wait = _STATE_WAIT if handler.thread else 0.0
+                ts = handler.thread_ts(self.run_id, wait=wait)
+                if ts is not None:
+                    threads[handler.channel] = ts
+        return {"run_id": self.run_id, "threads": threads}
 
     def load_state_dict(self, to_load: dict[str, Any]) -> None:
-        """Restores the run id saved by :meth:`state_dict`."""
+        """Restores the run id and threads saved by :meth:`state_dict`."""
         run_id = to_load.get("run_id")
         if isinstance(run_id, str) and run_id:
             self.run_id = run_id
+        threads = to_load.get("threads")
+        if isinstance(threads, dict):
+            self._saved_threads = {
+                str(k): str(v) for k, v in threads.items() if isinstance(v, str) and v
+            }
+        self._resumed = True

@@ -1,0 +1,128 @@
+"""Noticing runs that end without ``finalize`` or ``on_error``.
+
+pytorch-pfn-extras calls ``on_error`` for exceptions only: ``KeyboardInterrupt``,
+``SystemExit`` and a scheduler's ``SIGTERM`` (which by default kills the
+process on the spot) end a run silently. A run under watch is told at
+interpreter exit (an ``atexit`` hook, which runs before ``logging.shutdown``
+flushes the handlers) why the process is ending, so it can say so in Slack.
+
+``SIGTERM`` is turned into ``SystemExit(143)`` while a run is watched, and
+only when nobody else handles the signal: ``finally`` blocks run and the
+process exits with the status a shell reports for a SIGTERM kill.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["unwatch", "watch"]
+
+_EXIT_REASON: Final = "the process exited (sys.exit() or the end of the program)"
+
+_lock = threading.Lock()
+# id(run) -> (pid that watches, callback(reason)); a forked child must not
+# report its parent's runs.
+_watched: dict[int, tuple[int, Callable[[str], None]]] = {}
+_reason: str | None = None
+_installed_pid: int | None = None
+_previous_excepthook: Callable[..., Any] | None = None
+
+
+def watch(key: object, on_exit: Callable[[str], None]) -> None:
+    """Calls ``on_exit(reason)`` at interpreter exit unless :func:`unwatch` ran."""
+    with _lock:
+        _watched[id(key)] = (os.getpid(), on_exit)
+        _install()
+
+
+def unwatch(key: object) -> None:
+    """Forgets ``key``: its run ended as it should."""
+    with _lock:
+        _watched.pop(id(key), None)
+        if not _watched:
+            _uninstall()
+
+
+def _note(reason: str) -> None:
+    global _reason
+    if _reason is None:
+        _reason = reason
+
+
+def _on_sigterm(signum: int, frame: types.FrameType | None) -> None:
+    if os.getpid() != _installed_pid:
+        # A forked child (a DataLoader worker) dies the default way.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _note("SIGTERM received (the job was stopped or pre-empted)")
+    # Unwinds the main thread like an exception: locks are released on the
+    # way out, so the atexit hook can still log and flush safely.
+    raise SystemExit(128 + signum)
+
+
+def _on_sigint(signum: int, frame: types.FrameType | None) -> None:
+    _note("KeyboardInterrupt (Ctrl-C)")
+    signal.default_int_handler(signum, frame)
+
+
+def _excepthook(
+    kind: type[BaseException], value: BaseException, tb: types.TracebackType | None
+) -> None:
+    _note(f"uncaught {kind.__name__}: {value}" if str(value) else kind.__name__)
+    hook = _previous_excepthook or sys.__excepthook__
+    hook(kind, value, tb)
+
+
+def _install() -> None:
+    global _installed_pid, _previous_excepthook
+    if _installed_pid == os.getpid():
+        return
+    _installed_pid = os.getpid()
+    atexit.register(_at_exit)
+    if sys.excepthook is not _excepthook:
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    # Someone else's handler stays: it decides what SIGTERM means there.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _uninstall() -> None:
+    global _installed_pid, _previous_excepthook
+    if _installed_pid != os.getpid():
+        return
+    _installed_pid = None
+    atexit.unregister(_at_exit)
+    if sys.excepthook is _excepthook:
+        sys.excepthook = _previous_excepthook or sys.__excepthook__
+    _previous_excepthook = None
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is _on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _at_exit() -> None:
+    with _lock:
+        pid = os.getpid()
+        due = [cb for owner, cb in _watched.values() if owner == pid]
+        _watched.clear()
+        reason = _reason or _EXIT_REASON
+    for callback in due:
+        # Exiting anyway: a failure here has nobody left to tell.
+        with contextlib.suppress(Exception):
+            callback(reason)
