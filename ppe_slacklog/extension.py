@@ -177,6 +177,12 @@ class Slack(extension.Extension):
     """
 
     trigger: Any = (1, "epoch")
+    # Initialise after ppe's snapshot extension (PRIORITY_SNAPSHOT): with
+    # ``autoload=True`` it loads the snapshot in its own ``initialize``, and
+    # the start message must know that the run was resumed. Finalising last
+    # also lets other extensions write their final plots before the end
+    # message uploads them.
+    priority = extension.PRIORITY_SNAPSHOT - 1
 
     # ppe exposes its default texts as plain functions on the class.
     default_msg = default_msg

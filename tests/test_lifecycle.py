@@ -1,0 +1,192 @@
+"""Runs that do not simply start and finish: interrupted, resumed from snapshots.
+
+Each run is a real child process (``child_training.py``) stopped by a real
+signal, ``sys.exit`` or an exception, posting to the emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_manager, run_training
+
+import ppe_slacklog
+from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
+
+CHANNEL = "experiment-progress"
+CHILD = Path(__file__).with_name("child_training.py")
+
+
+def _spawn(emu: SlackEmulator, mode: str, **env: str) -> subprocess.Popen[str]:
+    full_env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": emu.token,
+        "SLACK_API_URL": emu.base_url,
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), mode],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _run(
+    emu: SlackEmulator, mode: str, send: int | None = None, **env: str
+) -> tuple[int, str]:
+    """Runs the child; sends ``send`` once it is ready. Returns (status, stderr)."""
+    child = _spawn(emu, mode, **env)
+    try:
+        assert child.stdout is not None
+        if send is not None:
+            assert child.stdout.readline().strip() == "ready"
+            child.send_signal(send)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, err
+
+
+def _thread(emu: SlackEmulator, channel: str = CHANNEL) -> list[EmulatedMessage]:
+    top = emu.top_level(channel)
+    assert len(top) == 1, [m.text for m in top]
+    return emu.thread(channel, top[0].ts)
+
+
+def _interrupted(thread: list[EmulatedMessage]) -> list[EmulatedMessage]:
+    return [m for m in thread if "Training interrupted" in m.text]
+
+
+def test_sigterm_posts_one_interrupted_message(emu: SlackEmulator) -> None:
+    status, err = _run(emu, "wait", send=signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, err
+    thread = _thread(emu)
+    assert "Training started" in thread[0].text
+    (message,) = _interrupted(thread)
+    assert message is thread[-1]
+    assert "SIGTERM received" in message.text
+    assert "Stopped at epoch 2, iteration 1" in message.text  # 11 or 12
+    assert "after 0:00:" in message.text
+    assert message.reply_broadcast  # seen in the channel, not only the thread
+    assert not any("Training finished" in m.text for m in thread)
+
+
+def test_keyboard_interrupt_posts_interrupted(emu: SlackEmulator) -> None:
+    status, err = _run(emu, "wait", send=signal.SIGINT)
+    assert status != 0
+    assert "KeyboardInterrupt" in err
+    (message,) = _interrupted(_thread(emu))
+    assert "KeyboardInterrupt" in message.text
+
+
+def test_sys_exit_posts_interrupted(emu: SlackEmulator) -> None:
+    status, _ = _run(emu, "exit")
+    assert status == 3
+    (message,) = _interrupted(_thread(emu))
+    assert "the process exited" in message.text
+    assert "epoch 2, iteration 11" in message.text
+
+
+@pytest.mark.parametrize("mode", ["finish", "fail"])
+def test_runs_that_end_properly_post_nothing_extra(
+    emu: SlackEmulator, mode: str
+) -> None:
+    status, err = _run(emu, mode)
+    thread = _thread(emu)
+    assert _interrupted(thread) == []
+    if mode == "finish":
+        assert status == 0, err
+        assert "Training finished" in thread[-1].text
+    else:
+        assert status == 1
+        assert "RuntimeError: child failed" in thread[-1].text
+
+
+def test_exit_with_slack_down_is_bounded(emu: SlackEmulator) -> None:
+    emu.set_outage(True)
+    # The child's handler waits at most 1 s at exit; the subprocess timeout
+    # of _run (60 s) is only a guard against hanging.
+    status, err = _run(emu, "wait", send=signal.SIGTERM, CHILD_FLUSH_TIMEOUT="1")
+    assert status == 128 + signal.SIGTERM
+    assert "could not be delivered within 1s" in err
+    emu.set_outage(False)
+    assert emu.messages(CHANNEL) == []
+
+
+def test_preempted_run_resumes_in_the_same_thread(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "run")
+    status, err = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
+    assert status == 128 + signal.SIGTERM, err
+    status, err = _run(emu, "finish", CHILD_OUT=out)
+    assert status == 0, err
+    thread = _thread(emu)  # still one top-level message: one thread
+    texts = [m.text for m in thread]
+    resumed = [t for t in texts if "Training resumed" in t]
+    assert len(resumed) == 1
+    assert "resumed from epoch 2, iteration 10!" in resumed[0]
+    assert texts.index(resumed[0]) > texts.index(_interrupted(thread)[0].text)
+    assert "Training finished" in texts[-1]
+    assert texts[-2].startswith("epoch 4 loss")
+
+
+def test_resume_on_another_channel_starts_a_new_thread(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "run")
+    status, _ = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
+    status, err = _run(emu, "finish", CHILD_OUT=out, CHILD_CHANNEL="alerts")
+    assert status == 0, err
+    assert len(_interrupted(_thread(emu, CHANNEL))) == 1
+    thread = _thread(emu, "alerts")
+    assert "Training resumed from epoch 2, iteration 10!" in thread[0].text
+    assert "Training finished" in thread[-1].text
+
+
+def test_state_dict_carries_the_thread(slack_env: SlackEmulator) -> None:
+    emu = slack_env
+    manager = make_manager(max_epochs=1)
+    ext = ppe_slacklog.Slack(CHANNEL)
+    manager.extend(ext)
+    with manager.run_iteration():
+        pass
+    state = ext.state_dict()
+    (parent,) = emu.top_level(CHANNEL)
+    assert state == {"run_id": ext.run_id, "threads": {CHANNEL: parent.ts}}
+    manager.finalize()
+
+
+def test_snapshot_without_a_thread_starts_a_new_one(slack_env: SlackEmulator) -> None:
+    emu = slack_env
+    manager = make_manager(max_epochs=2)
+    ext = ppe_slacklog.Slack(CHANNEL)
+    manager.extend(ext)
+    ext.load_state_dict({"run_id": "old-run"})  # an old snapshot: no threads
+    manager.iteration = 2
+    run_training(manager)
+    thread = _thread(emu)
+    assert "Training resumed from epoch 1, iteration 2!" in thread[0].text
+    assert ext.run_id == "old-run"
+
+
+def test_snapshot_of_a_deleted_thread_starts_a_new_one(
+    slack_env: SlackEmulator,
+) -> None:
+    emu = slack_env
+    manager = make_manager(max_epochs=1)
+    ext = ppe_slacklog.Slack(CHANNEL)
+    manager.extend(ext)
+    ext.load_state_dict({"run_id": "r", "threads": {CHANNEL: "1000000000.000001"}})
+    run_training(manager)
+    thread = _thread(emu)
+    assert "Training resumed" in thread[0].text
+    assert "Training finished" in thread[-1].text
