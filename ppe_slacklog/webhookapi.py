@@ -305,7 +305,7 @@ class WebhookApi:
                 or may take it later (a 429 after retries, a 5xx answer, a
                 connection error).
         """
-        where = self._redact(channel) if channel else self.label
+        where = self._where(channel)
         self.stats.api_calls += 1
         try:
             response = self._client.send(text=text)
@@ -314,6 +314,10 @@ class WebhookApi:
         if 200 <= response.status_code < 300:
             return Posted(channel_id="", ts="")
         raise self._error(response, where)
+
+    def _where(self, channel: str) -> str:
+        # Whatever the caller names the channel, the URL must not show.
+        return self._redact(channel) if channel else self.label
 
     def _error(self, response: WebhookResponse, where: str) -> SlackDeliveryError:
         status = int(response.status_code)
@@ -349,7 +353,7 @@ class WebhookApi:
         """
         raise SlackDeliveryError(
             "webhook_cannot_upload",
-            channel=self._redact(channel) if channel else self.label,
+            channel=self._where(channel),
             permanent=True,
             fix=(
                 "an Incoming Webhook cannot share files: use a bot token "
@@ -386,7 +390,7 @@ class WebhookApi:
     def _no_history(self, channel: str) -> SlackDeliveryError:
         return SlackDeliveryError(
             "webhook_cannot_look_back",
-            channel=self._redact(channel) if channel else self.label,
+            channel=self._where(channel),
             permanent=True,
             fix="an Incoming Webhook cannot read the channel's messages",
         )
