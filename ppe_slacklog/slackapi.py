@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -179,6 +179,62 @@ class _Counted(RetryHandler):
         )
 
 
+# Slack's names for a failure on its side, whatever the HTTP status.
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "ratelimited",
+        "fatal_error",
+        "internal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
+
+# What slack_sdk's clients raise when no HTTP answer came back: urllib's
+# URLError and timeouts are OSErrors, a closed socket an HTTPException.
+_CONNECTION_ERRORS: Final = (SlackClientError, HTTPException, OSError)
+
+
+def _is_transient(status: int, code: str) -> bool:
+    """Whether an error answer may pass if the request is sent again later.
+
+    Rate limits and server errors outlived slack_sdk's retries: worth trying
+    again later. Everything Slack refused by name is permanent.
+
+    Example:
+        >>> _is_transient(503, "http_503"), _is_transient(200, "not_in_channel")
+        (True, False)
+    """
+    return status == 429 or status >= 500 or code in _TRANSIENT_CODES
+
+
+def _connection_error(
+    exc: BaseException, where: str, *, redact: Callable[[str], str] = str
+) -> SlackDeliveryError:
+    """The transient error for a request that Slack never answered.
+
+    A refused connection never reached Slack; anything else (a reset, a
+    timeout) may have come after Slack acted, so it is ambiguous.
+
+    Args:
+        exc: What the HTTP client raised (one of ``_CONNECTION_ERRORS``).
+        where: Channel (or label) the request was for.
+        redact: Cleans the exception text of secrets before it is shown.
+
+    Example:
+        >>> _connection_error(ConnectionRefusedError("refused"), "#a").ambiguous
+        False
+    """
+    return SlackDeliveryError(
+        "connection_error",
+        channel=where,
+        permanent=False,
+        ambiguous=not isinstance(exc, ConnectionRefusedError)
+        and "refused" not in str(exc),
+        fix=redact(f"Slack could not be reached ({type(exc).__name__}: {exc})"),
+    )
+
+
 def _retry_handlers(stats: DeliveryStats) -> list[RetryHandler]:
     # A 429 means Slack did not take the request: slack_sdk's handler waits
     # its Retry-After and sends it again. A 5xx or a broken connection may
@@ -202,6 +258,15 @@ class SlackApi:
         >>> api.post("experiment-progress", "hello").ts  # doctest: +SKIP
         '1700000000.000100'
     """
+
+    # What this transport can do; a webhook transport (which posts only,
+    # top-level, without reading back) has these False.
+    can_thread: ClassVar[bool] = True
+    """Replies can go into a thread (``thread_ts``)."""
+    can_upload: ClassVar[bool] = True
+    """Files can be shared (:meth:`upload`)."""
+    can_look_back: ClassVar[bool] = True
+    """Earlier posts can be found (:meth:`find_posted`, :meth:`find_upload`)."""
 
     def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
         self._client = client
@@ -457,15 +522,8 @@ class SlackApi:
             if getattr(exc.response, "status_code", 200) == 429:
                 self.stats.rate_limited += 1
             raise _api_error(exc, where) from None
-        except (SlackClientError, HTTPException, OSError) as exc:
-            raise SlackDeliveryError(
-                "connection_error",
-                channel=where,
-                permanent=False,
-                ambiguous=not isinstance(exc, ConnectionRefusedError)
-                and "refused" not in str(exc),
-                fix=f"Slack could not be reached ({type(exc).__name__}: {exc})",
-            ) from None
+        except _CONNECTION_ERRORS as exc:
+            raise _connection_error(exc, where) from None
 
 
 def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
@@ -477,20 +535,7 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
     status = int(getattr(response, "status_code", 200) or 200)
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error") or f"http_{status}")
-    # Rate limits and server errors outlived slack_sdk's retries: worth
-    # trying again later. Everything Slack refused by name is permanent.
-    transient = (
-        status == 429
-        or status >= 500
-        or code
-        in {
-            "ratelimited",
-            "fatal_error",
-            "internal_error",
-            "service_unavailable",
-            "request_timeout",
-        }
-    )
+    transient = _is_transient(status, code)
     template = _FIXES.get(code, "Slack answered '{code}'")
     fix = template.format(channel=channel, needed=data.get("needed", "?"), code=code)
     return SlackDeliveryError(

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._engine import Engine
 from ._faults import FaultPlan
@@ -39,9 +40,11 @@ class SlackEmulator:
     ``conversations.list`` / ``.info`` / ``.join`` / ``.history`` /
     ``.replies``; the retired ``files.upload`` answers ``method_deprecated``.
     ``chat.postMessage`` stores message ``metadata``, which the history
-    methods return with ``include_all_metadata=True``. Faults (latency, 429
-    rate limits, 5xx, dropped connections, late answers, outages) can be
-    injected at any time.
+    methods return with ``include_all_metadata=True``. Incoming Webhooks
+    (:meth:`webhook_url`) post into their channel like ``slack_sdk``'s
+    ``WebhookClient`` expects. Faults (latency, 429 rate limits, 5xx, dropped
+    connections, late answers, outages) can be injected at any time; for
+    webhook posts they apply under the method name ``"webhook"``.
 
     Args:
         token: The only bot token accepted.
@@ -179,6 +182,60 @@ class SlackEmulator:
             'C0000004'
         """
         return self._workspace.add_channel(name, member=member, private=private)
+
+    # ---------------------------------------------------------------- webhooks
+
+    def webhook_url(self, channel: str) -> str:
+        """The Incoming Webhook URL of ``channel``, created on first use.
+
+        The URL has Slack's shape, ``http://127.0.0.1:<port>/services/T…/B…/<secret>``.
+        POSTing ``{"text": ...}`` (JSON, or a form field ``payload``) stores a
+        top-level message by the bot in ``channel`` and answers ``200 ok``
+        (``text/plain``); errors are answered like Slack's: ``404
+        no_service`` (unknown or revoked hook), ``400 invalid_payload``,
+        ``400 no_text``, and ``429 rate_limited`` with ``Retry-After`` under
+        ``rate_limit("webhook")`` (counted per hook). Webhooks post into the
+        channel whether or not the bot is a member. Calls are logged as
+        ``"webhook"`` with the hook's ID in ``params["hook"]``, never its
+        secret. Webhooks survive :meth:`reset`, like channels.
+
+        Raises:
+            KeyError: No such channel.
+            RuntimeError: The emulator is not running (the URL needs its port).
+
+        Example:
+            >>> from slack_sdk.webhook import WebhookClient
+            >>> with SlackEmulator() as emu:
+            ...     url = emu.webhook_url("alerts")
+            ...     response = WebhookClient(url).send(text="disk full")
+            ...     response.status_code, response.body, emu.top_level("alerts")[0].text
+            (200, 'ok', 'disk full')
+        """
+        channel_id = self.channel_id(channel)
+        root = f"http://127.0.0.1:{self._server.port}"
+        return root + self._workspace.add_webhook(channel_id).path
+
+    def revoke_webhook(self, url: str) -> None:
+        """Revoke a webhook: later posts to ``url`` answer ``404 no_service``.
+
+        :meth:`webhook_url` then creates a new hook (a new URL) for the channel.
+
+        Raises:
+            KeyError: ``url`` is not a live webhook of this emulator.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     url = emu.webhook_url("alerts")
+            ...     emu.revoke_webhook(url)
+            ...     emu.webhook_url("alerts") != url
+            True
+        """
+        path = urlsplit(url).path
+        prefix = "/services/"
+        if not path.startswith(prefix) or not self._workspace.revoke_webhook(
+            path[len(prefix) :]
+        ):
+            raise KeyError("not a live webhook URL of this emulator")
 
     # --------------------------------------------------------------- read-back
 

@@ -14,8 +14,12 @@ from ._faults import FaultPlan
 from ._methods import Workspace
 from ._models import ApiCall
 from ._state import ApiResult, error_result
+from ._webhooks import parse_webhook_payload
 
-__all__ = ["Engine", "Reply"]
+__all__ = ["WEBHOOK_METHOD", "Engine", "Reply"]
+
+#: Method name of webhook posts in the call log and for faults.
+WEBHOOK_METHOD = "webhook"
 
 _STATUS_ERRORS = {
     429: "ratelimited",
@@ -90,8 +94,24 @@ def _json_reply(result: ApiResult) -> Reply:
     )
 
 
-def _forced(status: int) -> ApiResult:
-    return error_result(_STATUS_ERRORS.get(status, f"http_{status}"), status)
+# Webhooks name a few failures differently ("rollup_error": Slack's
+# changelog of 2016-05-17 on webhook errors).
+_WEBHOOK_STATUS_ERRORS = {**_STATUS_ERRORS, 429: "rate_limited", 500: "rollup_error"}
+
+
+def _text_reply(result: ApiResult) -> Reply:
+    # Webhooks answer a bare word: "ok" or the error code.
+    return Reply(
+        result.status,
+        (result.error or "ok").encode("utf-8"),
+        "text/plain; charset=utf-8",
+        tuple(result.headers.items()),
+    )
+
+
+def _forced(status: int, method: str = "") -> ApiResult:
+    names = _WEBHOOK_STATUS_ERRORS if method == WEBHOOK_METHOD else _STATUS_ERRORS
+    return error_result(names.get(status, f"http_{status}"), status)
 
 
 class Engine:
@@ -147,6 +167,8 @@ class Engine:
         self, method: str, params: Mapping[str, Any], result: ApiResult, started: float
     ) -> Reply:
         self._log(method, params, result.status, result.error, started)
+        if method == WEBHOOK_METHOD:
+            return _text_reply(result)
         return _json_reply(result)
 
     # ------------------------------------------------------------------ API
@@ -182,10 +204,10 @@ class Engine:
         if delay > 0:
             time.sleep(delay)
         if self.faults.outage:
-            return True, self._answer(method, params, _forced(503), started)
+            return True, self._answer(method, params, _forced(503, method), started)
         status = self.faults.take_fail_next(method)
         if status is not None:
-            return True, self._answer(method, params, _forced(status), started)
+            return True, self._answer(method, params, _forced(status, method), started)
         return False, None
 
     def handle_api(
@@ -223,6 +245,47 @@ class Engine:
         if delay:
             # Logged (and stored) already; only the answer is late, so a
             # client with a short timeout gives up on an accepted call.
+            time.sleep(delay)
+        return reply
+
+    def handle_webhook(
+        self, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply | None:
+        """Answer ``POST /services/<path>``; ``None`` means drop the connection.
+
+        Faults apply under the method name ``"webhook"``; rate limits count
+        per hook. The call log shows the hook's ID, never its secret.
+        """
+        started = time.time()
+        method = WEBHOOK_METHOD
+        hook_id, hook = self.workspace.find_webhook(path)
+        content_type = headers.get("Content-Type") or headers.get("content-type") or ""
+        payload = parse_webhook_payload(content_type, body)
+        params: dict[str, Any] = {**(payload or {}), "hook": hook_id}
+        handled, reply = self._prelude(method, params, started)
+        if handled:
+            return reply
+        if hook is None:
+            result = error_result("no_service", 404)
+            return self._answer(method, params, result, started)
+        if payload is None:
+            result = error_result("invalid_payload", 400)
+            return self._answer(method, params, result, started)
+        retry_after = self.faults.check_rate_limit(method, hook.id)
+        if retry_after is not None:
+            limited = ApiResult(
+                429,
+                {"ok": False, "error": "rate_limited"},
+                {"Retry-After": str(retry_after)},
+            )
+            return self._answer(method, params, limited, started)
+        after_accept = self.faults.take_fail_after_accept(method)
+        delay = self.faults.take_delay_after_accept(method)
+        result = self.workspace.post_webhook(hook, payload)
+        if after_accept is not None:
+            result = _forced(after_accept, method)
+        reply = self._answer(method, params, result, started)
+        if delay:
             time.sleep(delay)
         return reply
 

@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._history import HistoryMethods
 from ._metadata import parse_metadata
 from ._models import EmulatedFile, EmulatedMessage
 from ._state import (
@@ -28,12 +27,13 @@ from ._state import (
     ok_result,
     text_param,
 )
+from ._webhooks import WebhookMethods
 
 __all__ = ["Workspace"]
 
 
-class Workspace(HistoryMethods):
-    """Workspace state plus the Web API methods that act on it.
+class Workspace(WebhookMethods):
+    """Workspace state plus the Web API methods (and webhooks) that act on it.
 
     Example:
         >>> ws = Workspace(("general",), None, ("chat:write",))

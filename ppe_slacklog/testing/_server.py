@@ -13,6 +13,7 @@ __all__ = ["EmulatorServer"]
 
 _API_PREFIX = "/api/"
 _UPLOAD_PREFIX = "/upload/v1/"
+_WEBHOOK_PREFIX = "/services/"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,11 +54,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(engine.handle_api(method, headers, url.query, body))
         elif url.path.startswith(_UPLOAD_PREFIX) and self.command == "POST":
             self._send(engine.handle_upload(url.path[len(_UPLOAD_PREFIX) :], body))
+        elif url.path.startswith(_WEBHOOK_PREFIX) and self.command == "POST":
+            headers = {k: v for k, v in self.headers.items()}
+            path = url.path[len(_WEBHOOK_PREFIX) :]
+            self._send(engine.handle_webhook(path, headers, body))
         else:
             self._send(Reply(404, b"Not Found", "text/plain; charset=utf-8"))
 
     def do_POST(self) -> None:
-        """Handle API calls and raw uploads."""
+        """Handle API calls, raw uploads and webhook posts."""
         self._dispatch()
 
     def do_GET(self) -> None:
