@@ -11,16 +11,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import SlackDeliveryWarning
-from .events import DEFAULT_LOGGER, ManagerSnapshot, TrainingEvent, event_of
+from .events import (
+    DEFAULT_LOGGER,
+    ManagerSnapshot,
+    RunFacts,
+    TrainingEvent,
+    event_of,
+)
 from .filters import EventFilter, ProcessorFilter, add_git_revision, add_host
 from .formatter import SlackFormatter
 from .handler import SlackHandler
 from .sinks import ConsoleFormatter, JsonFormatter
 from .stats import DeliveryStats
 from .templates import TemplateWarning, escape
+from .webhook import SlackWebhookHandler
 
 if TYPE_CHECKING:
-    from .extension import Slack
+    from .extension import Slack, SlackWebhook
 
 __all__ = [
     "DEFAULT_LOGGER",
@@ -30,10 +37,13 @@ __all__ = [
     "JsonFormatter",
     "ManagerSnapshot",
     "ProcessorFilter",
+    "RunFacts",
     "Slack",
     "SlackDeliveryWarning",
     "SlackFormatter",
     "SlackHandler",
+    "SlackWebhook",
+    "SlackWebhookHandler",
     "TemplateWarning",
     "TrainingEvent",
     "add_git_revision",
@@ -46,8 +56,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Slack":
-        from .extension import Slack
+    if name in ("Slack", "SlackWebhook"):
+        from . import extension
 
-        return Slack
+        return getattr(extension, name)
     raise AttributeError(f"module 'ppe_slacklog' has no attribute {name!r}")

@@ -17,19 +17,19 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Protocol
 
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
-from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
+from .slackapi import FileData, Posted, SlackDeliveryError
 from .stats import DeliveryStats
 from .templates import escape
 
-__all__ = ["Outbox"]
+__all__ = ["DeliveryApi", "Outbox"]
 
 # Backoff between attempts at a post that failed for a reason that may pass.
 _BACKOFF_FIRST: Final = 0.5
@@ -42,6 +42,62 @@ _UPLOAD_SKEW: Final = 5.0
 # Pace a little under the rate: requests reach Slack with some jitter, and
 # one that arrives early against Slack's own bucket is answered 429.
 _PACING_MARGIN: Final = 0.95
+
+
+class DeliveryApi(Protocol):
+    """What the outbox needs from a transport (the Web API, or a webhook)."""
+
+    #: Replies in threads, file uploads and reading the channel back work.
+    can_thread: ClassVar[bool]
+    can_upload: ClassVar[bool]
+    can_look_back: ClassVar[bool]
+    stats: DeliveryStats
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go; keys the pacing buckets, never printed."""
+        ...
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+        message_id: str | None = None,
+    ) -> Posted:
+        """Posts ``text``."""
+        ...
+
+    def upload(
+        self,
+        channel: str,
+        files: Sequence[FileData],
+        *,
+        comment: str | None,
+        thread_ts: str | None,
+    ) -> None:
+        """Shares ``files``."""
+        ...
+
+    def find_posted(
+        self, channel: str, message_id: str, *, thread_ts: str | None, oldest: float
+    ) -> Posted | None:
+        """The post with ``message_id`` since ``oldest``, if stored."""
+        ...
+
+    def find_upload(
+        self,
+        channel: str,
+        files: Sequence[FileData],
+        *,
+        comment: str | None,
+        thread_ts: str | None,
+        oldest: float,
+    ) -> bool:
+        """Whether this upload was stored since ``oldest``."""
+        ...
 
 
 @dataclass
@@ -87,7 +143,7 @@ class Outbox:
     """Delivers posts to one Slack channel from a background thread.
 
     Args:
-        api: The Slack API to deliver through; its ``stats`` are the outbox's.
+        api: The transport to deliver through; its ``stats`` are the outbox's.
         channel: Channel name or ID.
         thread: Whether posts with a ``thread_key`` are threaded.
         max_chars: Longest text of one Slack message; longer texts are split.
@@ -99,7 +155,7 @@ class Outbox:
 
     def __init__(
         self,
-        api: SlackApi,
+        api: DeliveryApi,
         channel: str,
         *,
         thread: bool = True,
@@ -364,7 +420,7 @@ class Outbox:
     def _send(self, message: _Message) -> None:
         if message.steps is None:
             message.steps = self._plan(message)
-        key = message.thread_key if self.thread else None
+        key = message.thread_key if self.thread and self._api.can_thread else None
         for number, step in enumerate(message.steps):
             if step.done:
                 continue
@@ -448,6 +504,14 @@ class Outbox:
     ) -> Any:
         """After an unanswered attempt, whether Slack stored it (``lookup``)."""
         if step.maybe_sent_since is None:
+            return None
+        if not self._api.can_look_back:
+            self._once.warn(
+                ("no-look-back",),
+                f"ppe_slacklog cannot tell whether {self.channel} stored a "
+                "message whose answer was lost (webhooks cannot read the "
+                "channel); it is sent again and may appear twice.",
+            )
             return None
         try:
             return lookup(step.maybe_sent_since - skew)

@@ -42,8 +42,10 @@ from .templates import (
     default_start_msg,
     render_template,
 )
+from .webhook import SlackWebhookHandler, resolve_webhook_url
+from .webhookapi import webhook_label
 
-__all__ = ["Slack"]
+__all__ = ["Slack", "SlackWebhook"]
 
 FilenamesSpec = Sequence[str] | Callable[[Any, Any], Sequence[str]] | None
 
@@ -242,13 +244,30 @@ class Slack(extension.Extension):
         self._own_handler: SlackHandler | None = None
         #: Identifies the run in every record; kept across snapshot resumes.
         self.run_id = uuid.uuid4().hex[:12]
-        if self._token is None and not self._routing_configured():
-            raise RuntimeError(
-                f"ppe_slacklog.Slack needs a Slack bot token to post to {channel}: "
-                "set the SLACK_BOT_TOKEN environment variable or pass token=... "
-                "(or configure a ppe_slacklog.SlackHandler on the "
-                f"'{self._logger.name}' logger)."
-            )
+        if not self._can_post() and not self._routing_configured():
+            raise RuntimeError(self._no_credentials())
+
+    def _can_post(self) -> bool:
+        """Whether the extension has what its own handler needs to post."""
+        return self._token is not None
+
+    def _no_credentials(self) -> str:
+        return (
+            f"ppe_slacklog.Slack needs a Slack bot token to post to {self._channel}: "
+            "set the SLACK_BOT_TOKEN environment variable or pass token=... "
+            "(or configure a ppe_slacklog.SlackHandler on the "
+            f"'{self._logger.name}' logger)."
+        )
+
+    def _new_handler(self) -> SlackHandler:
+        """The extension's own handler, when logging routes its events nowhere."""
+        return SlackHandler(
+            self._channel,
+            self._token,
+            base_url=self._base_url,
+            thread=self._thread,
+            broadcast=self._broadcast,
+        )
 
     def __repr__(self) -> str:
         return f"<ppe_slacklog.Slack {self._channel} run={self.run_id}>"
@@ -284,7 +303,7 @@ class Slack(extension.Extension):
     def _attach_own_handler(self) -> None:
         if self._own_handler is not None or self._routing_configured():
             return
-        if self._token is None:
+        if not self._can_post():
             _warn(
                 "ppe_slacklog.Slack: logging is no longer configured for "
                 f"'{self._logger.name}' and no token was given: events are "
@@ -292,13 +311,7 @@ class Slack(extension.Extension):
                 stacklevel=3,
             )
             return
-        handler = SlackHandler(
-            self._channel,
-            self._token,
-            base_url=self._base_url,
-            thread=self._thread,
-            broadcast=self._broadcast,
-        )
+        handler = self._new_handler()
         handler.addFilter(_FromSource(self._source))
         self._logger.addHandler(handler)
         if not self._logger.isEnabledFor(logging.INFO):
@@ -546,3 +559,95 @@ class Slack(extension.Extension):
                 str(k): str(v) for k, v in threads.items() if isinstance(v, str) and v
             }
         self._resumed = True
+
+
+class SlackWebhook(Slack):
+    """Reports training progress through a Slack Incoming Webhook.
+
+    A drop-in for ``pytorch_pfn_extras.training.extensions.SlackWebhook``:
+    same arguments, same messages, delivered like :class:`Slack` does (off
+    the training thread, in order, paced, retried). An Incoming Webhook
+    posts top-level messages only: no threads, no broadcast, no file
+    uploads (``filenames`` are ignored with a warning).
+
+    Args:
+        url: Incoming Webhook URL; defaults to ``SLACK_WEBHOOK_URL``. Never
+            shown in reprs or warnings.
+        msg: Message when triggered.
+        start_msg: Message at the start of the training.
+        end_msg: Message at the end of the training.
+        error_msg: Message when an exception is raised in the training.
+        context: Any object the templates need, passed as ``context``.
+        filenames: Not supported by webhooks; a warning says so.
+        upload_trigger: Ignored, like ``filenames``.
+        logger: Logger (or its name) that receives the events.
+        interrupted_msg: Message when the run stops without finishing or
+            failing; see :class:`Slack`.
+        ranks: Ranks whose trigger messages are posted; see :class:`Slack`.
+
+    Raises:
+        RuntimeError: No URL was given while the extension would have to
+            post by itself.
+
+    Example:
+        >>> manager.extend(  # doctest: +SKIP
+        ...     ppe_slacklog.SlackWebhook(
+        ...         url="https://hooks.slack.com/services/T000/B000/XXXX",
+        ...         msg="Epoch #{manager.epoch}: loss = {val/loss}",
+        ...     ),
+        ...     trigger=(1, "epoch"),
+        ... )
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        msg: Template = None,
+        *,
+        start_msg: Template = "{default}",
+        end_msg: Template = "{default}",
+        error_msg: Template = "{default}",
+        context: Any = None,
+        filenames: FilenamesSpec = None,
+        upload_trigger: Any = None,
+        logger: str | logging.Logger = DEFAULT_LOGGER,
+        interrupted_msg: Template = "{default}",
+        ranks: Collection[int] | None = (0,),
+    ) -> None:
+        self._url = resolve_webhook_url(url)
+        if filenames is not None:
+            _warn(
+                "ppe_slacklog.SlackWebhook cannot upload files (Incoming Webhooks "
+                "post text only): filenames are ignored. Use ppe_slacklog.Slack "
+                "with a bot token to upload them."
+            )
+        super().__init__(
+            webhook_label(self._url) if self._url else "an Incoming Webhook",
+            msg,
+            start_msg=start_msg,
+            end_msg=end_msg,
+            error_msg=error_msg,
+            thread=False,
+            context=context,
+            logger=logger,
+            interrupted_msg=interrupted_msg,
+            broadcast=(),
+            ranks=ranks,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ppe_slacklog.SlackWebhook {self._channel} run={self.run_id}>"
+
+    def _can_post(self) -> bool:
+        return self._url is not None
+
+    def _no_credentials(self) -> str:
+        return (
+            "ppe_slacklog.SlackWebhook needs an Incoming Webhook URL: set the "
+            "SLACK_WEBHOOK_URL environment variable or pass url=... (or "
+            "configure a ppe_slacklog.SlackWebhookHandler on the "
+            f"'{self._logger.name}' logger)."
+        )
+
+    def _new_handler(self) -> SlackHandler:
+        return SlackWebhookHandler(self._url)

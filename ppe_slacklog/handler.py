@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import Outbox
+from .delivery import DeliveryApi, Outbox
 from .events import EVENT_KINDS, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
@@ -123,18 +123,8 @@ class SlackHandler(logging.Handler):
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
             )
-        if client is not None:
-            api = SlackApi(client)
-        else:
-            resolved = resolve_token(token)
-            if resolved is None:
-                raise ValueError(
-                    f"SlackHandler for channel {channel} needs a Slack bot token: "
-                    "set the SLACK_BOT_TOKEN environment variable or pass token=..."
-                )
-            api = SlackApi.create(
-                token=resolved, base_url=base_url, timeout=request_timeout
-            )
+        api = self._make_api(channel, token, base_url, client, request_timeout)
+        self._can_upload = api.can_upload
         self.channel = channel
         self.thread = thread
         self.broadcast = frozenset(broadcast)
@@ -167,6 +157,25 @@ class SlackHandler(logging.Handler):
         self._once = Once()
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
+
+    def _make_api(
+        self,
+        channel: str,
+        token: str | None,
+        base_url: str | None,
+        client: WebClient | None,
+        timeout: float,
+    ) -> DeliveryApi:
+        """The transport: the Web API here, an Incoming Webhook in a subclass."""
+        if client is not None:
+            return SlackApi(client)
+        resolved = resolve_token(token)
+        if resolved is None:
+            raise ValueError(
+                f"SlackHandler for channel {channel} needs a Slack bot token: "
+                "set the SLACK_BOT_TOKEN environment variable or pass token=..."
+            )
+        return SlackApi.create(token=resolved, base_url=base_url, timeout=timeout)
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -245,6 +254,18 @@ class SlackHandler(logging.Handler):
         # plot every epoch, and the event is about the file as it is now.
         files: list[FileData] = []
         problems: list[str] = []
+        if not self._can_upload:
+            names = ", ".join(
+                f"`{escape(os.path.basename(n))}`" for n in event.filenames
+            )
+            self._once.warn(
+                ("cannot-upload",),
+                f"ppe_slacklog: {self.channel} cannot upload files (Incoming "
+                "Webhooks post text only); the file names are listed in the "
+                "message instead. Use a bot token (ppe_slacklog.Slack / "
+                "SlackHandler) to upload files.",
+            )
+            return (), [f"📎 Not attached (webhooks cannot upload): {names}"]
         for name in event.filenames:
             try:
                 size = os.path.getsize(name)
