@@ -490,7 +490,7 @@ class Slack(extension.Extension):
         if kind == "error":
             return True
         if kind == "trigger":
-            return rank == 0 if self._ranks is None else rank in self._ranks
+            return self._ranks is None or rank in self._ranks
         return rank == 0
 
     def __call__(self, manager: Any) -> None:

@@ -1,0 +1,92 @@
+"""A real two-process ``torchrun`` job (gloo on CPU) reporting to one thread."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
+
+SCRIPT = Path(__file__).with_name("dist_training.py")
+HOST = socket.gethostname()
+
+
+def _torchrun(emu: SlackEmulator, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": emu.token,
+        "SLACK_API_URL": emu.base_url,
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", "--monitor-interval", "0.1"]
+    return subprocess.run(
+        [*command, str(SCRIPT), mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def _thread(emu: SlackEmulator, channel: str) -> list[EmulatedMessage]:
+    top = emu.top_level(channel)
+    assert len(top) == 1, [m.text for m in top]  # one thread per job
+    return emu.thread(channel, top[0].ts)
+
+
+@pytest.fixture(scope="module")
+def finished_job() -> tuple[SlackEmulator, subprocess.CompletedProcess[str]]:
+    with SlackEmulator() as emu:
+        yield emu, _torchrun(emu, "ok")
+
+
+@pytest.fixture(scope="module")
+def failed_job() -> tuple[SlackEmulator, subprocess.CompletedProcess[str]]:
+    with SlackEmulator() as emu:
+        yield emu, _torchrun(emu, "fail")
+
+
+def test_one_start_one_end_one_thread(finished_job) -> None:  # type: ignore[no-untyped-def]
+    emu, result = finished_job
+    assert result.returncode == 0, result.stderr[-3000:]
+    texts = [m.text for m in _thread(emu, "experiment-progress")]
+    assert len([t for t in texts if "Training started" in t]) == 1
+    assert len([t for t in texts if "Training finished" in t]) == 1
+    # Trigger messages from rank 0 only, by default.
+    assert texts[1:3] == ["epoch 1", "epoch 2"]
+    assert len(texts) == 4
+
+
+def test_trigger_messages_from_every_rank_when_asked(finished_job) -> None:  # type: ignore[no-untyped-def]
+    emu, _ = finished_job
+    texts = [m.text for m in _thread(emu, "alerts")]
+    # Start and end from rank 0 still; the other rank's messages say so.
+    assert len([t for t in texts if "Training started" in t]) == 1
+    assert len([t for t in texts if "Training finished" in t]) == 1
+    from_rank_1 = [t for t in texts if t.startswith(f"`rank 1 of 2 on {HOST}`")]
+    assert sorted(t.splitlines()[-1] for t in from_rank_1) == ["epoch 1", "epoch 2"]
+    assert sorted(t for t in texts if t.startswith("epoch")) == ["epoch 1", "epoch 2"]
+
+
+def test_a_failing_rank_is_named_in_the_thread(failed_job) -> None:  # type: ignore[no-untyped-def]
+    emu, result = failed_job
+    assert result.returncode != 0
+    thread = _thread(emu, "experiment-progress")
+    errors = [m for m in thread if "Error during training" in m.text]
+    assert len(errors) == 1
+    assert errors[0].text.startswith(f"`rank 1 of 2 on {HOST}`")
+    assert "RuntimeError: rank 1 failed" in errors[0].text
+    assert errors[0].reply_broadcast
+    # torchrun stopped rank 0 when rank 1 died: it says so, once, and the
+    # job did not hang on the dead rank.
+    interrupted = [m for m in thread if "Training interrupted" in m.text]
+    assert len(interrupted) == 1
+    assert interrupted[0].text.startswith(f"`rank 0 of 2 on {HOST}`")
+    assert "SIGTERM" in interrupted[0].text
+    assert not any("Training finished" in m.text for m in thread)
