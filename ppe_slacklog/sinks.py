@@ -31,7 +31,7 @@ from typing import Any, Final
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from .events import EXTRA_ATTR
+from .events import EXTRA_ATTR, RunFacts
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "record_fields"]
 
@@ -45,6 +45,8 @@ _EVENT_FIELDS: Final = (
     "observations",
     "filenames",
     "context",
+    # Set only when they apply (see events.RunFacts).
+    *RunFacts._fields,
 )
 _MAX_REPR: Final = 1000
 

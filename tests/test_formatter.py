@@ -88,3 +88,38 @@ def test_manager_fields_are_escaped_on_every_path() -> None:
         out="runs/<a&b>", observation={"loss": "<x>"}
     )
     assert SlackFormatter().format(record) == "runs/&lt;a&amp;b&gt; &lt;x&gt; 002"
+
+
+def test_interrupted_event_default_and_reason_template() -> None:
+    fmt = SlackFormatter()
+    record = _event("interrupted", reason="SIGTERM received", elapsed_time=3725.0)
+    record.__dict__["ppe_manager"] = ManagerSnapshot(
+        epoch=2, iteration=40, elapsed_time=3725.0
+    )
+    text = fmt.format(record)
+    assert text.startswith("⚠️ *Training interrupted: SIGTERM received.")
+    assert text.endswith("Stopped at epoch 2, iteration 40, after 1:02:05.")
+    custom = SlackFormatter(interrupted_msg="stopped: {reason} <{manager.epoch}>")
+    assert custom.format(record) == "stopped: SIGTERM received <2>"
+    assert SlackFormatter(interrupted_msg=None).render(record) is None
+
+
+def test_resumed_start_says_where() -> None:
+    record = _event("start", resumed=True)
+    record.__dict__["ppe_manager"] = ManagerSnapshot(epoch=3, iteration=300)
+    text = SlackFormatter().format(record)
+    assert text.startswith("🔁 *Training resumed from epoch 3, iteration 300!")
+    assert "Command: `" in text
+
+
+def test_ranks_are_named_where_it_matters() -> None:
+    fmt = SlackFormatter()
+    where = {"world_size": 2, "host": "node<7>"}
+    trigger_0 = _event("trigger", template="loss {loss}", rank=0, **where)
+    trigger_1 = _event("trigger", template="loss {loss}", rank=1, **where)
+    error_0 = _event("error", template="failed", rank=0, **where)
+    assert fmt.format(trigger_0) == "loss 0.5"
+    assert fmt.format(trigger_1) == "`rank 1 of 2 on node&lt;7&gt;`\nloss 0.5"
+    assert fmt.format(error_0) == "`rank 0 of 2 on node&lt;7&gt;`\nfailed"
+    single = _event("error", template="failed", rank=0, world_size=1)
+    assert fmt.format(single) == "failed"

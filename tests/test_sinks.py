@@ -250,3 +250,32 @@ def test_json_survives_surrogates_nan_from_processors_and_exc_instances() -> Non
     record._name = "error"
     row = json.loads(JsonFormatter().format(record))
     assert row["exc_type"] == "KeyError"
+
+
+def test_json_lines_of_a_resumed_run_and_its_interruption(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("ppe_slacklog.training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    manager = make_manager(max_epochs=3)
+    ext = ppe_slacklog.Slack(CHANNEL)
+    manager.extend(ext)
+    ext.load_state_dict({"run_id": "saved-run"})
+    manager.iteration = 2
+    with manager.run_iteration():
+        pass
+    ext._interrupted(manager, "SIGTERM received")  # what the exit hook calls
+    ext.finalize(manager)  # stops watching the run, too
+    handler.close()
+    logger.removeHandler(handler)
+    logger.propagate = True
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["ppe_event"] for r in rows] == ["start", "interrupted", "end"]
+    assert rows[0]["resumed"] is True and rows[0]["iteration"] == 2
+    assert rows[1]["reason"] == "SIGTERM received"
+    assert rows[1]["level"] == "warning"
+    assert "resumed" not in rows[2] and "rank" not in rows[1]
+    assert {r["run_id"] for r in rows} == {"saved-run"}
