@@ -88,3 +88,17 @@ def test_manager_fields_are_escaped_on_every_path() -> None:
         out="runs/<a&b>", observation={"loss": "<x>"}
     )
     assert SlackFormatter().format(record) == "runs/&lt;a&amp;b&gt; &lt;x&gt; 002"
+
+
+def test_manager_fields_render_escaped_or_plain() -> None:
+    fmt = SlackFormatter()
+    snapshot = ManagerSnapshot(
+        epoch=2, iteration=7, out="<out>", observation={"note": "<b>"}
+    )
+    for template, expected in [
+        ("it {manager.iteration} ep {manager.epoch}", "it 7 ep 2"),
+        ("{manager.out} {manager.epoch}", "&lt;out&gt; 2"),
+        ("{manager.observation[note]}", "&lt;b&gt;"),
+    ]:
+        record = _event("trigger", template, ppe_manager=snapshot)
+        assert fmt.format(record) == expected, template
