@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "DEFAULT_LOGGER",
@@ -52,6 +52,7 @@ EXTRA_ATTR: Final = "ppe_extra"
 # Multi-element tensors are shown, not dumped: a reported weight matrix must
 # not become a megabyte of Slack text.
 _MAX_LIST_ELEMENTS: Final = 16
+_PLAIN_TYPES: Final = frozenset({float, int, str, bool})
 _MAX_TEXT: Final = 200
 
 
@@ -102,7 +103,16 @@ def plain_observations(observation: Mapping[str, Any]) -> dict[str, Observation]
         >>> plain_observations({"loss": 1, "note": "ok"})
         {'loss': 1, 'note': 'ok'}
     """
-    return {str(key): plain_value(value) for key, value in observation.items()}
+    # Reported Python numbers (the common case) skip the call to plain_value.
+    return {
+        key if type(key) is str else str(key): (
+            value if type(value) in _PLAIN_TYPES else plain_value(value)
+        )
+        for key, value in observation.items()
+    }
+
+
+_tuple_new = tuple.__new__
 
 
 def _read(manager: Any, name: str, default: Any) -> Any:
@@ -149,15 +159,19 @@ class ManagerSnapshot(NamedTuple):
         if observations is None:
             observations = plain_observations(_read(manager, "observation", {}))
         try:
-            # The usual pytorch-pfn-extras manager: read its properties directly.
-            return cls(
-                int(manager.epoch),
-                int(manager.iteration),
-                float(manager.epoch_detail),
-                float(manager.elapsed_time),
-                manager.max_epochs,
-                manager.out,
-                MappingProxyType(observations),
+            # The usual pytorch-pfn-extras manager: read its properties directly
+            # (and skip the NamedTuple's Python-level __new__: all fields given).
+            return _tuple_new(
+                cls,
+                (
+                    int(manager.epoch),
+                    int(manager.iteration),
+                    float(manager.epoch_detail),
+                    float(manager.elapsed_time),
+                    manager.max_epochs,
+                    manager.out,
+                    MappingProxyType(observations),
+                ),
             )
         except Exception:
             pass
@@ -286,18 +300,22 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
             observation=MappingProxyType(dict(observations)),
         )
     exc_info = record.exc_info
-    return TrainingEvent(
-        cast(EventKind, kind),
-        str(d.get("run_id", "")),
-        snapshot.epoch,
-        snapshot.iteration,
-        snapshot.elapsed_time,
-        observations,
-        d.get("context"),
-        d.get("filenames") or [],
-        snapshot,
-        d.get(_TEMPLATE),
-        _TEMPLATE in d,
-        d.get(_SOURCE),
-        exc_info[1] if exc_info else None,
+    # Every field is given: tuple.__new__ skips the NamedTuple's Python __new__.
+    return _tuple_new(
+        TrainingEvent,
+        (
+            kind,
+            str(d.get("run_id", "")),
+            snapshot.epoch,
+            snapshot.iteration,
+            snapshot.elapsed_time,
+            observations,
+            d.get("context"),
+            d.get("filenames") or [],
+            snapshot,
+            d.get(_TEMPLATE),
+            _TEMPLATE in d,
+            d.get(_SOURCE),
+            exc_info[1] if exc_info else None,
+        ),
     )
