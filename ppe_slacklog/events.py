@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "DEFAULT_LOGGER",
@@ -59,6 +59,7 @@ EXTRA_ATTR: Final = "ppe_extra"
 # Multi-element tensors are shown, not dumped: a reported weight matrix must
 # not become a megabyte of Slack text.
 _MAX_LIST_ELEMENTS: Final = 16
+_PLAIN_TYPES: Final = frozenset({float, int, str, bool})
 _MAX_TEXT: Final = 200
 
 
@@ -109,7 +110,16 @@ def plain_observations(observation: Mapping[str, Any]) -> dict[str, Observation]
         >>> plain_observations({"loss": 1, "note": "ok"})
         {'loss': 1, 'note': 'ok'}
     """
-    return {str(key): plain_value(value) for key, value in observation.items()}
+    # Reported Python numbers (the common case) skip the call to plain_value.
+    return {
+        key if type(key) is str else str(key): (
+            value if type(value) in _PLAIN_TYPES else plain_value(value)
+        )
+        for key, value in observation.items()
+    }
+
+
+_tuple_new = tuple.__new__
 
 
 def _read(manager: Any, name: str, default: Any) -> Any:
@@ -156,15 +166,19 @@ class ManagerSnapshot(NamedTuple):
         if observations is None:
             observations = plain_observations(_read(manager, "observation", {}))
         try:
-            # The usual pytorch-pfn-extras manager: read its properties directly.
-            return cls(
-                int(manager.epoch),
-                int(manager.iteration),
-                float(manager.epoch_detail),
-                float(manager.elapsed_time),
-                manager.max_epochs,
-                manager.out,
-                MappingProxyType(observations),
+            # The usual pytorch-pfn-extras manager: read its properties directly
+            # (and skip the NamedTuple's Python-level __new__: all fields given).
+            return _tuple_new(
+                cls,
+                (
+                    int(manager.epoch),
+                    int(manager.iteration),
+                    float(manager.epoch_detail),
+                    float(manager.elapsed_time),
+                    manager.max_epochs,
+                    manager.out,
+                    MappingProxyType(observations),
+                ),
             )
         except Exception:
             pass
@@ -291,7 +305,8 @@ class RunFacts(NamedTuple):
         return f"{text} on {self.host}" if self.host else text
 
 
-_RUN_KEYS: Final = frozenset(RunFacts._fields)
+_RUN_FIELDS: Final = RunFacts._fields
+_RUN_KEYS: Final = frozenset(_RUN_FIELDS)
 
 
 class TrainingEvent(NamedTuple):
@@ -339,22 +354,25 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
             observation=MappingProxyType(dict(observations)),
         )
     exc_info = record.exc_info
-    run = None
-    if _RUN_KEYS.intersection(d):
-        run = RunFacts(**{k: d[k] for k in _RUN_KEYS.intersection(d)})
-    return TrainingEvent(
-        cast(EventKind, kind),
-        str(d.get("run_id", "")),
-        snapshot.epoch,
-        snapshot.iteration,
-        snapshot.elapsed_time,
-        observations,
-        d.get("context"),
-        d.get("filenames") or [],
-        snapshot,
-        d.get(_TEMPLATE),
-        _TEMPLATE in d,
-        d.get(_SOURCE),
-        exc_info[1] if exc_info else None,
-        run,
+    # Only resumed, interrupted and distributed runs carry these (5 lookups).
+    run = None if _RUN_KEYS.isdisjoint(d) else RunFacts._make(map(d.get, _RUN_FIELDS))
+    # Every field is given: tuple.__new__ skips the NamedTuple's Python __new__.
+    return _tuple_new(
+        TrainingEvent,
+        (
+            kind,
+            str(d.get("run_id", "")),
+            snapshot.epoch,
+            snapshot.iteration,
+            snapshot.elapsed_time,
+            observations,
+            d.get("context"),
+            d.get("filenames") or [],
+            snapshot,
+            d.get(_TEMPLATE),
+            _TEMPLATE in d,
+            d.get(_SOURCE),
+            exc_info[1] if exc_info else None,
+            run,
+        ),
     )

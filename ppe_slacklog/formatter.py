@@ -27,6 +27,7 @@ from .templates import (
     escaped_view,
     render_template,
     slack_default,
+    template_fields,
 )
 
 __all__ = ["LEVEL_MARKERS", "UNSET", "SlackFormatter"]
@@ -81,6 +82,12 @@ def _escaped_arg(value: object) -> object:
     return _Escaped(value)
 
 
+# ManagerSnapshot fields that hold numbers (max_epochs: checked to be an int).
+_PLAIN_SNAPSHOT_FIELDS: Final = frozenset(
+    {"epoch", "iteration", "epoch_detail", "elapsed_time", "max_epochs"}
+)
+
+
 def _safe_snapshot(manager: ManagerSnapshot, template: Template) -> Any:
     """The snapshot with its text escaped, for format strings that use it.
 
@@ -93,6 +100,10 @@ def _safe_snapshot(manager: ManagerSnapshot, template: Template) -> Any:
         manager.max_epochs is None or type(manager.max_epochs) is int
     ):
         return None
+    fields = template_fields(template)
+    attrs = None if fields is None else fields.manager_attrs
+    if attrs is not None and attrs <= _PLAIN_SNAPSHOT_FIELDS:
+        return manager  # only numbers are read: nothing to escape
     return manager._replace(
         out=None if manager.out is None else escaped_view(manager.out),
         observation=escaped_view(manager.observation),

@@ -8,6 +8,7 @@ the text and a :class:`TemplateWarning`, given once per template and problem.
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]
 import contextlib
 import datetime
 import getpass
@@ -20,11 +21,12 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "MISSING_MARK",
     "Template",
+    "TemplateFields",
     "TemplateWarning",
     "default_end_msg",
     "default_error_msg",
@@ -36,6 +38,7 @@ __all__ = [
     "render_template",
     "safe_format",
     "slack_default",
+    "template_fields",
 ]
 
 #: A template: a format string, a callable returning a string, or ``None``
@@ -343,6 +346,73 @@ def _wrap(value: Any, esc: Callable[[str], str]) -> Any:
     return _Esc(value, esc)
 
 
+class TemplateFields(NamedTuple):
+    """What a format string reads (see :func:`template_fields`).
+
+    Attributes:
+        names: The top-level names it uses, in order, each once.
+        manager_attrs: The attributes it reads from ``manager``
+            (``{manager.epoch}``); ``None`` when it uses ``manager`` in any
+            other way (indexing, nested attributes, the object itself).
+    """
+
+    names: tuple[str, ...]
+    manager_attrs: frozenset[str] | None
+
+
+_fields_cache: dict[str, TemplateFields | None] = {}
+# Templates are few (the documented four, file names): the bound only keeps a
+# program that formats ever new templates from growing the cache forever.
+_FIELDS_CACHE_MAX = 512
+_parser = string.Formatter()
+
+
+def _parse_fields(template: str) -> TemplateFields | None:
+    names: dict[str, None] = {}
+    manager_attrs: set[str] | None = set()
+    try:
+        for _, field, spec, conversion in _parser.parse(template):
+            if field is None:
+                continue
+            if conversion is not None or not field or "{" in (spec or ""):
+                return None
+            first, rest = _string.formatter_field_name_split(field)
+            if not isinstance(first, str):
+                return None  # positional: the general path reports it
+            names[first] = None
+            if first == "manager" and manager_attrs is not None:
+                parts = list(rest)
+                if len(parts) == 1 and parts[0][0]:
+                    manager_attrs.add(parts[0][1])
+                else:
+                    manager_attrs = None
+    except ValueError:
+        return None  # malformed: the general path reports it
+    frozen = None if manager_attrs is None else frozenset(manager_attrs)
+    return TemplateFields(tuple(names), frozen)
+
+
+def template_fields(template: str) -> TemplateFields | None:
+    """The names a format string reads; ``None`` when it is not a plain one.
+
+    Plain means: named fields only, no conversion (``!r``), no nested field in
+    a format spec, well-formed. The result is cached per template.
+
+    Example:
+        >>> fields = template_fields("it {manager.iteration} loss {loss:.3f}")
+        >>> fields.names, sorted(fields.manager_attrs)
+        (('manager', 'loss'), ['iteration'])
+    """
+    try:
+        return _fields_cache[template]
+    except KeyError:
+        pass
+    fields = _parse_fields(template)
+    if len(_fields_cache) < _FIELDS_CACHE_MAX:
+        _fields_cache[template] = fields
+    return fields
+
+
 class _Lookup(dict[str, Any]):
     """Template variables looked up (and escaped) only when a template uses them.
 
@@ -407,7 +477,34 @@ def safe_format(
     # The common case: one C-level format call, values escaped as used. A
     # conversion (!r, !s, !a) would escape before the format spec applies:
     # such templates take the slow path, which escapes last.
-    if "!" not in template:
+    fields = template_fields(template) if "!" not in template else None
+    if fields is not None:
+        # A plain template: its names are known, so look each up once here
+        # (what _Lookup does below, without a Python call per name).
+        values: dict[str, Any] = {}
+        for name in fields.names:
+            if prepared is not None and name in prepared:
+                values[name] = prepared[name]
+            elif name in trusted:
+                values[name] = trusted[name]
+            else:
+                for source in sources:
+                    if name in source:
+                        value = source[name]
+                        kind = type(value)
+                        if kind is int or kind is float or kind is bool:
+                            values[name] = value
+                        else:
+                            values[name] = _Esc(value, esc)
+                        break
+                else:
+                    break  # missing: the slow path marks and reports it
+        else:
+            try:
+                return template.format_map(values)
+            except Exception:
+                pass
+    elif "!" not in template:
         lookup = _Lookup(sources, {**trusted, **prepared} if prepared else trusted, esc)
         try:
             text = template.format_map(lookup)

@@ -123,3 +123,17 @@ def test_ranks_are_named_where_it_matters() -> None:
     assert fmt.format(error_0) == "`rank 0 of 2 on node&lt;7&gt;`\nfailed"
     single = _event("error", template="failed", rank=0, world_size=1)
     assert fmt.format(single) == "failed"
+
+
+def test_manager_fields_render_escaped_or_plain() -> None:
+    fmt = SlackFormatter()
+    snapshot = ManagerSnapshot(
+        epoch=2, iteration=7, out="<out>", observation={"note": "<b>"}
+    )
+    for template, expected in [
+        ("it {manager.iteration} ep {manager.epoch}", "it 7 ep 2"),
+        ("{manager.out} {manager.epoch}", "&lt;out&gt; 2"),
+        ("{manager.observation[note]}", "&lt;b&gt;"),
+    ]:
+        record = _event("trigger", template, ppe_manager=snapshot)
+        assert fmt.format(record) == expected, template

@@ -19,6 +19,7 @@ from ppe_slacklog.templates import (
     render_template,
     safe_format,
     slack_default,
+    template_fields,
 )
 
 
@@ -156,3 +157,40 @@ def test_wrapper_internals_are_not_reachable() -> None:
     with pytest.warns(TemplateWarning):
         text = safe_format("{c._v}" + _unique(), {"c": object()})
     assert text.startswith("[missing: c._v]")
+
+
+def test_template_fields() -> None:
+    fields = template_fields("it {manager.iteration} {val/loss:.3f} {manager.epoch}")
+    assert fields is not None
+    assert fields.names == ("manager", "val/loss")
+    assert fields.manager_attrs == {"iteration", "epoch"}
+    indexed = template_fields("{manager.observation[loss]} {manager}")
+    assert indexed is not None and indexed.manager_attrs is None
+    for general in ["{x!r}", "{0}", "{}", "{x:{w}}", "{x", "a}"]:
+        assert template_fields(general) is None, general
+
+
+def test_plain_templates_render_as_the_general_path() -> None:
+    # Plain templates take a fast path; a missing name sends the same
+    # template through the general formatter: both must agree.
+    variables = {
+        "s": "a<b>&",
+        "n": 3,
+        "f": 0.123456,
+        "b": True,
+        "o": object(),
+        "d": {"k": "<!here>"},
+        "ns": SimpleNamespace(out="<x>"),
+    }
+    template = "{s} {s:.3} {n:03d} {f:.2f} {b} {o.__class__} {d[k]} {ns.out} {n}"
+    fast = safe_format(template, variables, more={"s": "ignored", "m": "<m>"})
+    with pytest.warns(TemplateWarning):
+        slow = safe_format(template + " {" + _unique() + "}", variables)
+    assert fast == (
+        "a&lt;b&gt;&amp; a&lt;b 003 0.12 True &lt;class 'object'&gt; "
+        "&lt;!here&gt; &lt;x&gt; 3"
+    )
+    assert slow.startswith(fast)
+    assert safe_format("{m}", {}, more={"m": "<m>"}) == "&lt;m&gt;"
+    trusted = safe_format("{default}", {}, trusted={"default": "<@U1>"})
+    assert trusted == "<@U1>"
