@@ -29,42 +29,54 @@ class Job(NamedTuple):
     world_size: int = 1
     host: str = ""
     store: Any = None
-    #: torchrun's job id and restart count, the same on every rank.
+    #: torchrun's job id and restart count, the same on every rank; ``None``
+    #: when the launcher named no job.
     elastic_id: str | None = None
+    #: torchrun's restart count: its store outlives a restart of the workers,
+    #: and a restarted job must not find the previous attempt's keys.
+    attempt: str = "0"
 
     @property
     def distributed(self) -> bool:
         """Whether the job has more than one process."""
         return self.world_size > 1
 
-    def run_id(self, ordinal: int, fallback: str, *, wait: float) -> str:
+    def run_id(self, ordinal: int, proposal: str) -> str:
         """The run id every rank agrees on for the ``ordinal``-th extension.
 
-        Under torchrun it is derived from the job id, so no rank waits for
-        another. Otherwise rank 0 publishes its own and the others wait for
-        it (at most ``wait`` seconds, then they keep ``fallback``).
+        With the job's store, the first rank to ask sets it (an atomic
+        compare-and-set: nobody waits for a particular rank). Without one,
+        torchrun's job id (when it names the job) seeds it; failing that,
+        each rank keeps its ``proposal``.
         """
         if not self.distributed:
-            return fallback
+            return proposal
+        if self.store is not None:
+            try:
+                won = self.store.compare_set(
+                    f"{_PREFIX}/{self.attempt}/run/{ordinal}", "", proposal
+                )
+                return won.decode() if isinstance(won, bytes) else str(won)
+            except Exception:  # the store is gone: report on our own
+                return proposal
         if self.elastic_id is not None:
             seed = f"{self.elastic_id}/{ordinal}".encode()
             return hashlib.sha256(seed).hexdigest()[:12]
-        key = f"{_PREFIX}/run/{ordinal}"
-        if self.rank == 0:
-            self._set(key, fallback)
-            return fallback
-        return self._get(key, wait) or fallback
+        return proposal
 
     def publish_thread(self, run_id: str, channel: str, ts: str) -> None:
         """Tells the other ranks where the run's thread in ``channel`` is."""
-        self._set(f"{_PREFIX}/thread/{run_id}/{channel}", ts)
+        self._set(self._thread_key(run_id, channel), ts)
 
     def thread_finder(
         self, run_id: str, channel: str, *, wait: float
     ) -> Callable[[], str | None]:
         """A function that waits (at most ``wait`` s) for rank 0's thread ``ts``."""
-        key = f"{_PREFIX}/thread/{run_id}/{channel}"
+        key = self._thread_key(run_id, channel)
         return lambda: self._get(key, wait)
+
+    def _thread_key(self, run_id: str, channel: str) -> str:
+        return f"{_PREFIX}/{self.attempt}/thread/{run_id}/{channel}"
 
     def _set(self, key: str, value: str) -> None:
         if self.store is not None:
@@ -108,11 +120,12 @@ def current_job() -> Job:
             store = _get_default_store()
     except Exception:  # an odd backend must not break reporting
         pass
-    elastic = os.environ.get("TORCHELASTIC_RUN_ID")
-    if elastic is not None:
-        elastic = f"{elastic}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    job_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    # torchrun without --rdzv-id says "none": that names no job at all.
+    elastic = None if job_id in (None, "", "none") else f"{job_id}/{attempt}"
     try:
         host = socket.gethostname()
     except OSError:
         host = "unknown host"
-    return Job(rank, world_size, host, store, elastic)
+    return Job(rank, world_size, host, store, elastic, attempt)

@@ -4,7 +4,9 @@ pytorch-pfn-extras calls ``on_error`` for exceptions only: ``KeyboardInterrupt``
 ``SystemExit`` and a scheduler's ``SIGTERM`` (which by default kills the
 process on the spot) end a run silently. A run under watch is told at
 interpreter exit (an ``atexit`` hook, which runs before ``logging.shutdown``
-flushes the handlers) why the process is ending, so it can say so in Slack.
+flushes the handlers) why the process is ending, so it can log it. The
+handler module's own exit hook, which runs next, then drains every
+SlackHandler against one deadline.
 
 ``SIGTERM`` is turned into ``SystemExit(143)`` while a run is watched, and
 only when nobody else handles the signal: ``finally`` blocks run and the
@@ -28,38 +30,46 @@ __all__ = ["unwatch", "watch"]
 _EXIT_REASON: Final = "the process exited (sys.exit() or the end of the program)"
 
 _lock = threading.Lock()
-# id(run) -> (pid that watches, callback(reason)); a forked child must not
-# report its parent's runs.
+# id(run) -> (pid that watches, emit(reason)); a forked child must not report
+# its parent's runs.
 _watched: dict[int, tuple[int, Callable[[str], None]]] = {}
 _reason: str | None = None
-_installed_pid: int | None = None
-_previous_excepthook: Callable[..., Any] | None = None
+# The process whose signal handlers and exit hook are ours (None: none are).
+_owner_pid: int | None = None
+_hooked_pid: int | None = None
+_previous_excepthook: Callable[..., Any] = sys.excepthook
 
 
-def watch(key: object, on_exit: Callable[[str], None]) -> None:
-    """Calls ``on_exit(reason)`` at interpreter exit unless :func:`unwatch` ran."""
+def watch(key: object, emit: Callable[[str], None]) -> None:
+    """At interpreter exit, calls ``emit(reason)`` unless :func:`unwatch` ran."""
+    global _reason
     with _lock:
-        _watched[id(key)] = (os.getpid(), on_exit)
+        if not _watched:
+            _reason = None  # a reason noted for an earlier run is not this one's
+        _watched[id(key)] = (os.getpid(), emit)
         _install()
 
 
 def unwatch(key: object) -> None:
     """Forgets ``key``: its run ended as it should."""
+    global _reason
     with _lock:
         _watched.pop(id(key), None)
         if not _watched:
+            _reason = None
             _uninstall()
 
 
 def _note(reason: str) -> None:
     global _reason
-    if _reason is None:
+    if _watched and _reason is None:
         _reason = reason
 
 
 def _on_sigterm(signum: int, frame: types.FrameType | None) -> None:
-    if os.getpid() != _installed_pid:
-        # A forked child (a DataLoader worker) dies the default way.
+    if os.getpid() != _owner_pid or not _watched:
+        # A forked child (a DataLoader worker), or a stale call through a
+        # handler that chained to ours: die the default way.
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
@@ -78,19 +88,24 @@ def _excepthook(
     kind: type[BaseException], value: BaseException, tb: types.TracebackType | None
 ) -> None:
     _note(f"uncaught {kind.__name__}: {value}" if str(value) else kind.__name__)
-    hook = _previous_excepthook or sys.__excepthook__
-    hook(kind, value, tb)
+    _previous_excepthook(kind, value, tb)
 
 
 def _install() -> None:
-    global _installed_pid, _previous_excepthook
-    if _installed_pid == os.getpid():
+    global _owner_pid, _hooked_pid, _previous_excepthook
+    pid = os.getpid()
+    if _hooked_pid != pid:
+        # Once per process and never removed: other libraries may chain to
+        # this hook after us, and unhooking would break (or loop) their chain.
+        # It only notes a reason, and only while a run is watched.
+        _hooked_pid = pid
+        atexit.register(_at_exit)
+        if sys.excepthook is not _excepthook:
+            _previous_excepthook = sys.excepthook
+            sys.excepthook = _excepthook
+    if _owner_pid == pid:
         return
-    _installed_pid = os.getpid()
-    atexit.register(_at_exit)
-    if sys.excepthook is not _excepthook:
-        _previous_excepthook = sys.excepthook
-        sys.excepthook = _excepthook
+    _owner_pid = pid
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
     # Someone else's handler stays: it decides what SIGTERM means there.
@@ -101,14 +116,10 @@ def _install() -> None:
 
 
 def _uninstall() -> None:
-    global _installed_pid, _previous_excepthook
-    if _installed_pid != os.getpid():
+    global _owner_pid
+    if _owner_pid != os.getpid():
         return
-    _installed_pid = None
-    atexit.unregister(_at_exit)
-    if sys.excepthook is _excepthook:
-        sys.excepthook = _previous_excepthook or sys.__excepthook__
-    _previous_excepthook = None
+    _owner_pid = None
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -119,10 +130,10 @@ def _uninstall() -> None:
 def _at_exit() -> None:
     with _lock:
         pid = os.getpid()
-        due = [cb for owner, cb in _watched.values() if owner == pid]
+        due = [emit for owner, emit in _watched.values() if owner == pid]
         _watched.clear()
         reason = _reason or _EXIT_REASON
-    for callback in due:
+    for emit in due:
         # Exiting anyway: a failure here has nobody left to tell.
         with contextlib.suppress(Exception):
-            callback(reason)
+            emit(reason)

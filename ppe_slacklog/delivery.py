@@ -11,6 +11,7 @@ Nothing here raises into the caller.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -182,6 +183,9 @@ class Outbox:
         self._listeners: list[Callable[[str, str], None]] = []
         self._closed = False
         self._last_flush_timeout = -1.0
+        self._delivered_at = -1.0
+        # Set at interpreter exit once the exit's flush bound is spent.
+        self._expired = False
         self._init_runtime()
         _outboxes.add(self)
 
@@ -239,6 +243,8 @@ class Outbox:
 
     def flush(self, timeout: float) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout."""
+        if self._expired:
+            timeout = 0.0
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
             while self.pending:
@@ -257,7 +263,7 @@ class Outbox:
         a process exits within one ``flush_timeout`` even with Slack down.
         """
         waited = timeout
-        if time.monotonic() - self._last_flush_timeout < 1.0:
+        if self._expired or time.monotonic() - self._last_flush_timeout < 1.0:
             timeout = 0.0
         delivered = self.flush(timeout)
         with self._cond:
@@ -277,6 +283,19 @@ class Outbox:
                 f"could not be delivered within {waited:g}s and are dropped "
                 "(raise flush_timeout to wait longer).",
             )
+
+    def drain_at_exit(self, timeout: float) -> bool:
+        """The interpreter's exit flush; later flushes and the close do not wait.
+
+        A flush that just timed out with nothing delivered since (an error
+        flushed by the extension, then the exit) is not waited for again.
+        """
+        recent = time.monotonic() - self._last_flush_timeout < 2.0
+        stuck = recent and self._delivered_at < self._last_flush_timeout
+        try:
+            return self.flush(0.0 if stuck else timeout)
+        finally:
+            self._expired = True
 
     # -- the sender's side ----------------------------------------------------
 
@@ -365,6 +384,7 @@ class Outbox:
                 return False
             else:
                 self.stats.sent += _records(batch)
+                self._delivered_at = time.monotonic()
                 return True
 
     def _give_up(self, message: _Message, exc: SlackDeliveryError, n: int) -> None:
@@ -465,9 +485,21 @@ class Outbox:
             elif key not in self._parents:
                 self._finders[key] = parent
 
-    def on_thread_started(self, listener: Callable[[str, str], None]) -> None:
-        """Calls ``listener(key, ts)`` (on the sender thread) for each new thread."""
+    def on_thread_started(
+        self, listener: Callable[[str, str], None]
+    ) -> Callable[[], None]:
+        """Calls ``listener(key, ts)`` (on the sender thread) for each new thread.
+
+        Returns:
+            A function that removes the listener again.
+        """
         self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
 
     def _parent_of(self, key: str) -> str | None:
         parent = self._parents.get(key)

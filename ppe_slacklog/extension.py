@@ -32,7 +32,7 @@ from .events import (
     event_extra,
     plain_observations,
 )
-from .handler import DEFAULT_BROADCAST, SlackHandler
+from .handler import DEFAULT_BROADCAST, SlackHandler, drain_all
 from .slackapi import resolve_token
 from .templates import (
     Template,
@@ -58,8 +58,8 @@ _LEVELS: Final[dict[EventKind, int]] = {
 }
 # Longest wait of state_dict() for a thread whose first message is queued.
 _STATE_WAIT: Final = 2.0
-# Longest wait of another rank (on its sender thread) for rank 0's thread,
-# and of a rank at start for rank 0's run id: well within a flush_timeout.
+# Longest wait of another rank (on its sender thread) for rank 0's thread:
+# well within a flush_timeout.
 _RANK_WAIT: Final = 5.0
 # Numbers the extensions of a process in creation order: every rank of a
 # job creates the same ones, so the n-th is the same run everywhere.
@@ -229,6 +229,8 @@ class Slack(extension.Extension):
         self._saved_threads: dict[str, str] = {}
         self._resumed = False
         self._posts_triggers = True
+        self._initialized = False
+        self._unsubscribe: list[Callable[[], None]] = []
         self._thread = thread
         self._filenames = filenames
         self._upload_trigger = (
@@ -322,6 +324,10 @@ class Slack(extension.Extension):
     def _detach_own_handler(self) -> None:
         handler, self._own_handler = self._own_handler, None
         if handler is not None:
+            # A snapshot taken after the end still names the run's thread.
+            ts = handler.thread_ts(self.run_id)
+            if ts is not None:
+                self._saved_threads[handler.channel] = ts
             self._logger.removeHandler(handler)
             with contextlib.suppress(Exception):  # never into training
                 handler.close()
@@ -332,10 +338,8 @@ class Slack(extension.Extension):
         return own + self._configured_handlers()
 
     def _flush(self) -> None:
-        for handler in _handlers_reaching(self._logger):
-            # Flushing is best effort: a broken handler must not stop training.
-            with contextlib.suppress(Exception):
-                handler.flush()
+        # One deadline for all: two channels with Slack down cost one bound.
+        drain_all(_handlers_reaching(self._logger))
 
     # -- events -----------------------------------------------------------
 
@@ -442,6 +446,7 @@ class Slack(extension.Extension):
             self._join_job()
         except Exception as exc:  # reporting must never stop training
             _warn(f"ppe_slacklog.Slack could not join the job's thread: {exc}")
+        self._initialized = True
         self._posts_triggers = self._posts("trigger")
         if self._job.rank == 0:
             start = (self._run_facts or RunFacts())._replace(
@@ -455,24 +460,36 @@ class Slack(extension.Extension):
         job = self._job = current_job()
         if job.distributed:
             if not self._resumed:
-                self.run_id = job.run_id(self._ordinal, self.run_id, wait=_RANK_WAIT)
+                self.run_id = job.run_id(self._ordinal, self.run_id)
             self._run_facts = RunFacts(
                 rank=job.rank, world_size=job.world_size, host=job.host
             )
+        self._connect_threads()
+
+    def _connect_threads(self) -> None:
+        """Hands each handler the run's thread: saved, or rank 0's, or its own."""
+        job = self._job
+        self._stop_sharing()
         for handler in self._slack_handlers():
-            saved = self._saved_threads.get(handler.channel)
-            if job.rank == 0:
-                if saved is not None:
+            try:
+                saved = self._saved_threads.get(handler.channel)
+                if job.rank == 0:
+                    if saved is not None:
+                        handler.continue_thread(self.run_id, saved)
+                        job.publish_thread(self.run_id, handler.channel, saved)
+                    if job.distributed:
+                        self._share_threads(handler)
+                elif saved is not None:
                     handler.continue_thread(self.run_id, saved)
-                    job.publish_thread(self.run_id, handler.channel, saved)
-                if job.distributed:
-                    self._share_threads(handler)
-            elif saved is not None:
-                handler.continue_thread(self.run_id, saved)
-            else:
-                handler.continue_thread(
-                    self.run_id,
-                    job.thread_finder(self.run_id, handler.channel, wait=_RANK_WAIT),
+                else:
+                    finder = job.thread_finder(
+                        self.run_id, handler.channel, wait=_RANK_WAIT
+                    )
+                    handler.continue_thread(self.run_id, finder)
+            except Exception as exc:  # one handler's trouble is not the others'
+                _warn(
+                    f"ppe_slacklog.Slack could not connect the run's thread in "
+                    f"{handler.channel}: {type(exc).__name__}: {exc}"
                 )
 
     def _share_threads(self, handler: SlackHandler) -> None:
@@ -482,7 +499,16 @@ class Slack(extension.Extension):
             if key == run_id:
                 job.publish_thread(run_id, channel, ts)
 
-        handler.on_thread_started(publish)
+        self._unsubscribe.append(handler.on_thread_started(publish))
+
+    def _stop_sharing(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, []
+        for remove in unsubscribe:
+            remove()
+
+    def _disconnect(self) -> None:
+        _interrupts.unwatch(self)
+        self._stop_sharing()
 
     def _posts(self, kind: EventKind) -> bool:
         """Whether this process reports ``kind`` events (rank rules)."""
@@ -510,7 +536,7 @@ class Slack(extension.Extension):
 
     def finalize(self, manager: Any) -> None:
         """Posts the end message and waits (bounded) until Slack has it."""
-        _interrupts.unwatch(self)
+        self._disconnect()
         if self._posts("end"):
             self._emit("end", manager)
         self._flush()
@@ -523,15 +549,18 @@ class Slack(extension.Extension):
         tb: types.TracebackType,
     ) -> None:
         """Posts the error message with its traceback and waits until sent."""
-        _interrupts.unwatch(self)
+        self._disconnect()
         self._emit("error", manager, exc=exc)
         self._flush()
 
     def _interrupted(self, manager: Any, reason: str) -> None:
-        """At exit of a run that neither finished nor failed: says so, then flushes."""
+        """At exit of a run that neither finished nor failed: says so.
+
+        The handlers are drained right after, by the exit hook of
+        :mod:`ppe_slacklog.handler`, together with every other run's.
+        """
         run = (self._run_facts or RunFacts())._replace(reason=reason)
         self._emit("interrupted", manager, run=run)
-        self._flush()
 
     def state_dict(self) -> dict[str, Any]:
         """The run id and its Slack thread per channel, for a resumed training.
@@ -549,7 +578,13 @@ class Slack(extension.Extension):
         return {"run_id": self.run_id, "threads": threads}
 
     def load_state_dict(self, to_load: dict[str, Any]) -> None:
-        """Restores the run id and threads saved by :meth:`state_dict`."""
+        """Restores the run id and threads saved by :meth:`state_dict`.
+
+        Load it before the training starts (``manager.load_state_dict``
+        before the loop, or ppe's ``snapshot(autoload=True)``), so that the
+        start message already says where the run resumed. Loaded later, the
+        run's next messages still go to the saved thread.
+        """
         run_id = to_load.get("run_id")
         if isinstance(run_id, str) and run_id:
             self.run_id = run_id
@@ -559,6 +594,8 @@ class Slack(extension.Extension):
                 str(k): str(v) for k, v in threads.items() if isinstance(v, str) and v
             }
         self._resumed = True
+        if self._initialized:
+            self._connect_threads()
 
 
 class SlackWebhook(Slack):
@@ -588,6 +625,7 @@ class SlackWebhook(Slack):
     Raises:
         RuntimeError: No URL was given while the extension would have to
             post by itself.
+        ValueError: ``url`` is not an http(s) URL (shown without its secret).
 
     Example:
         >>> manager.extend(  # doctest: +SKIP

@@ -7,8 +7,12 @@ logs (stdlib or structlog) to Slack through it.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -25,7 +29,7 @@ from .slackapi import FileData, SlackApi, resolve_token
 from .stats import DeliveryStats
 from .templates import Template, escape
 
-__all__ = ["DEFAULT_BROADCAST", "SlackHandler"]
+__all__ = ["DEFAULT_BROADCAST", "SlackHandler", "drain_all"]
 
 # Loggers whose records describe delivery itself; sending them to Slack
 # would make every post produce another post. (Records logged on a sender
@@ -155,6 +159,7 @@ class SlackHandler(logging.Handler):
             burst=burst,
         )
         self._once = Once()
+        _live.add(self)
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
 
@@ -322,9 +327,15 @@ class SlackHandler(logging.Handler):
         """
         self._outbox.adopt_thread(run_id, parent)
 
-    def on_thread_started(self, listener: Callable[[str, str], None]) -> None:
-        """Calls ``listener(run_id, ts)`` on the sender thread for each new thread."""
-        self._outbox.on_thread_started(listener)
+    def on_thread_started(
+        self, listener: Callable[[str, str], None]
+    ) -> Callable[[], None]:
+        """Calls ``listener(run_id, ts)`` on the sender thread for each new thread.
+
+        Returns:
+            A function that removes the listener again.
+        """
+        return self._outbox.on_thread_started(listener)
 
     def flush(self) -> None:
         """Waits until queued messages are delivered, at most ``flush_timeout``."""
@@ -344,3 +355,45 @@ class SlackHandler(logging.Handler):
             self._outbox.close(self.flush_timeout)
         finally:
             super().close()
+
+
+_live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
+
+
+def drain_all(handlers: Iterable[logging.Handler]) -> bool:
+    """Flushes ``handlers``, the SlackHandlers against one shared deadline.
+
+    The deadline is the longest ``flush_timeout`` among them: two channels
+    with Slack down cost one bound, not two. Never raises.
+
+    Returns:
+        ``True`` when every SlackHandler delivered everything.
+    """
+    handlers = list(handlers)
+    timeouts = [h.flush_timeout for h in handlers if isinstance(h, SlackHandler)]
+    deadline = time.monotonic() + max(timeouts, default=0.0)
+    delivered = True
+    for handler in handlers:
+        try:
+            if isinstance(handler, SlackHandler):
+                delivered &= handler.drain(max(0.0, deadline - time.monotonic()))
+            else:
+                handler.flush()
+        except Exception:  # best effort: a broken handler must not stop the rest
+            delivered = False
+    return delivered
+
+
+def _drain_at_exit() -> None:
+    # Registered after logging's own exit hook, so it runs before
+    # logging.shutdown: every SlackHandler gets one shared deadline here, and
+    # shutdown's flush() and close() then do not wait a second time.
+    handlers = list(_live)
+    timeouts = [h.flush_timeout for h in handlers]
+    deadline = time.monotonic() + max(timeouts, default=0.0)
+    for handler in handlers:
+        with contextlib.suppress(Exception):
+            handler._outbox.drain_at_exit(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_drain_at_exit)

@@ -271,7 +271,8 @@ class SlackApi:
     def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
         self._client = client
         self._channel_ids: dict[str, str] = {}
-        # Channels the bot could not join: asked once, not at every post.
+        # Why the bot could not join a channel: it asks Slack once, then only
+        # posts (which work again as soon as someone invites the bot).
         self._cannot_join: dict[str, SlackDeliveryError] = {}
         self.stats = stats if stats is not None else DeliveryStats()
 
@@ -433,13 +434,13 @@ class SlackApi:
         ``channels:join`` scope it can become one of a public channel by
         itself, which saves the user a trip to Slack.
         """
-        if where in self._cannot_join:
-            raise self._cannot_join[where]
         try:
             return self._call(where, method, **kwargs)
         except SlackDeliveryError as exc:
             if exc.code != "not_in_channel":
                 raise
+            if where in self._cannot_join:
+                raise self._cannot_join[where] from None
             self._join(where)
         return self._call(where, method, **kwargs)
 

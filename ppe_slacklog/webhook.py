@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 
@@ -18,14 +19,41 @@ from .delivery import DeliveryApi
 from .handler import SlackHandler
 from .webhookapi import WebhookApi, webhook_label
 
-__all__ = ["SlackWebhookHandler", "resolve_webhook_url"]
+__all__ = ["SecretUrl", "SlackWebhookHandler", "resolve_webhook_url"]
 
 
-def resolve_webhook_url(url: str | None) -> str | None:
-    """The explicit URL, else ``SLACK_WEBHOOK_URL``, else ``None``."""
-    if isinstance(url, str) and url.strip():
-        return url.strip()
-    return os.environ.get("SLACK_WEBHOOK_URL", "").strip() or None
+class SecretUrl(str):
+    """A webhook URL whose repr hides its secret (``vars(obj)`` shows reprs).
+
+    Example:
+        >>> SecretUrl("https://hooks.slack.com/services/T1/B2/s3cr3tXYZ")
+        <webhook …/T1/B2>
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{webhook_label(self)}>"
+
+
+def resolve_webhook_url(url: str | None) -> SecretUrl | None:
+    """The explicit URL, else ``SLACK_WEBHOOK_URL``, else ``None``.
+
+    Raises:
+        ValueError: The URL is not an http(s) URL (the message shows no secret).
+    """
+    if not (isinstance(url, str) and url.strip()):
+        url = os.environ.get("SLACK_WEBHOOK_URL", "")
+    url = url.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "not an Incoming Webhook URL (it must look like "
+            f"https://hooks.slack.com/services/...): {webhook_label(url)}"
+        )
+    return SecretUrl(url)
 
 
 class SlackWebhookHandler(SlackHandler):
@@ -80,5 +108,5 @@ class SlackWebhookHandler(SlackHandler):
         client: WebClient | None,
         timeout: float,
     ) -> DeliveryApi:
-        url, self._url = self._url, ""  # held by the transport only
+        url, self._url = self._url, SecretUrl("")  # held by the transport only
         return WebhookApi.create(url, timeout=timeout)

@@ -12,7 +12,9 @@ ppe's ``autoload``). Modes:
 * ``finish``: train to the end.
 
 ``CHILD_CHANNEL`` picks the channel, ``CHILD_FLUSH_TIMEOUT`` configures a
-SlackHandler with that ``flush_timeout`` instead of the extension's own.
+SlackHandler with that ``flush_timeout`` instead of the extension's own, and
+with ``CHILD_SECOND=1`` a second such handler (and a second extension) for
+the channel ``alerts``.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ CHANNEL = os.environ.get("CHILD_CHANNEL", "experiment-progress")
 
 def main() -> None:
     mode = sys.argv[1]
+    second = os.environ.get("CHILD_SECOND") == "1"
     if os.environ.get("CHILD_FLUSH_TIMEOUT"):
-        handler = ppe_slacklog.SlackHandler(
-            CHANNEL, flush_timeout=float(os.environ["CHILD_FLUSH_TIMEOUT"])
-        )
+        timeout = float(os.environ["CHILD_FLUSH_TIMEOUT"])
         logger = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER)
-        logger.addHandler(handler)
+        logger.addHandler(ppe_slacklog.SlackHandler(CHANNEL, flush_timeout=timeout))
+        if second:
+            other = logging.getLogger("second")
+            other.addHandler(ppe_slacklog.SlackHandler("alerts", flush_timeout=timeout))
+            other.setLevel(logging.INFO)
         logger.setLevel(logging.INFO)
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -48,6 +53,8 @@ def main() -> None:
     manager.extend(
         ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch} loss {loss:.2f}")
     )
+    if second:
+        manager.extend(ppe_slacklog.Slack("alerts", logger="second"), name="second")
     if out:
         manager.extend(
             ppe.training.extensions.snapshot(autoload=True), trigger=(1, "epoch")

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,19 +41,25 @@ def _spawn(emu: SlackEmulator, mode: str, **env: str) -> subprocess.Popen[str]:
 
 def _run(
     emu: SlackEmulator, mode: str, send: int | None = None, **env: str
-) -> tuple[int, str]:
-    """Runs the child; sends ``send`` once it is ready. Returns (status, stderr)."""
+) -> tuple[int, str, float]:
+    """Runs the child; sends ``send`` once it is ready.
+
+    Returns:
+        Exit status, stderr, and seconds from the signal to the exit.
+    """
     child = _spawn(emu, mode, **env)
+    sent = time.monotonic()
     try:
         assert child.stdout is not None
         if send is not None:
             assert child.stdout.readline().strip() == "ready"
+            sent = time.monotonic()
             child.send_signal(send)
-        _, err = child.communicate(timeout=60)
+        _, err = child.communicate(timeout=90)
     finally:
         if child.poll() is None:
             child.kill()
-    return child.returncode, err
+    return child.returncode, err, time.monotonic() - sent
 
 
 def _thread(emu: SlackEmulator, channel: str = CHANNEL) -> list[EmulatedMessage]:
@@ -66,7 +73,7 @@ def _interrupted(thread: list[EmulatedMessage]) -> list[EmulatedMessage]:
 
 
 def test_sigterm_posts_one_interrupted_message(emu: SlackEmulator) -> None:
-    status, err = _run(emu, "wait", send=signal.SIGTERM)
+    status, err, _ = _run(emu, "wait", send=signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, err
     thread = _thread(emu)
     assert "Training started" in thread[0].text
@@ -80,7 +87,7 @@ def test_sigterm_posts_one_interrupted_message(emu: SlackEmulator) -> None:
 
 
 def test_keyboard_interrupt_posts_interrupted(emu: SlackEmulator) -> None:
-    status, err = _run(emu, "wait", send=signal.SIGINT)
+    status, err, _ = _run(emu, "wait", send=signal.SIGINT)
     assert status != 0
     assert "KeyboardInterrupt" in err
     (message,) = _interrupted(_thread(emu))
@@ -88,7 +95,7 @@ def test_keyboard_interrupt_posts_interrupted(emu: SlackEmulator) -> None:
 
 
 def test_sys_exit_posts_interrupted(emu: SlackEmulator) -> None:
-    status, _ = _run(emu, "exit")
+    status, _, _ = _run(emu, "exit")
     assert status == 3
     (message,) = _interrupted(_thread(emu))
     assert "the process exited" in message.text
@@ -99,7 +106,7 @@ def test_sys_exit_posts_interrupted(emu: SlackEmulator) -> None:
 def test_runs_that_end_properly_post_nothing_extra(
     emu: SlackEmulator, mode: str
 ) -> None:
-    status, err = _run(emu, mode)
+    status, err, _ = _run(emu, mode)
     thread = _thread(emu)
     assert _interrupted(thread) == []
     if mode == "finish":
@@ -114,7 +121,7 @@ def test_exit_with_slack_down_is_bounded(emu: SlackEmulator) -> None:
     emu.set_outage(True)
     # The child's handler waits at most 1 s at exit; the subprocess timeout
     # of _run (60 s) is only a guard against hanging.
-    status, err = _run(emu, "wait", send=signal.SIGTERM, CHILD_FLUSH_TIMEOUT="1")
+    status, err, _ = _run(emu, "wait", send=signal.SIGTERM, CHILD_FLUSH_TIMEOUT="1")
     assert status == 128 + signal.SIGTERM
     assert "could not be delivered within 1s" in err
     emu.set_outage(False)
@@ -125,9 +132,9 @@ def test_preempted_run_resumes_in_the_same_thread(
     emu: SlackEmulator, tmp_path: Path
 ) -> None:
     out = str(tmp_path / "run")
-    status, err = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
+    status, err, _ = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
     assert status == 128 + signal.SIGTERM, err
-    status, err = _run(emu, "finish", CHILD_OUT=out)
+    status, err, _ = _run(emu, "finish", CHILD_OUT=out)
     assert status == 0, err
     thread = _thread(emu)  # still one top-level message: one thread
     texts = [m.text for m in thread]
@@ -143,8 +150,8 @@ def test_resume_on_another_channel_starts_a_new_thread(
     emu: SlackEmulator, tmp_path: Path
 ) -> None:
     out = str(tmp_path / "run")
-    status, _ = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
-    status, err = _run(emu, "finish", CHILD_OUT=out, CHILD_CHANNEL="alerts")
+    status, _, _ = _run(emu, "wait", send=signal.SIGTERM, CHILD_OUT=out)
+    status, err, _ = _run(emu, "finish", CHILD_OUT=out, CHILD_CHANNEL="alerts")
     assert status == 0, err
     assert len(_interrupted(_thread(emu, CHANNEL))) == 1
     thread = _thread(emu, "alerts")
@@ -190,3 +197,56 @@ def test_snapshot_of_a_deleted_thread_starts_a_new_one(
     thread = _thread(emu)
     assert "Training resumed" in thread[0].text
     assert "Training finished" in thread[-1].text
+
+
+def test_exception_hooks_chained_by_others_do_not_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ppe_slacklog import _interrupts
+
+    seen: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    first, second = object(), object()
+    _interrupts.watch(first, seen.append)
+    ours = sys.excepthook
+
+    def crash_reporter(*exc_info: object) -> None:  # a library chaining to ours
+        seen.append("reporter")
+        ours(*exc_info)  # type: ignore[arg-type]
+
+    sys.excepthook = crash_reporter
+    _interrupts.unwatch(first)
+    _interrupts.watch(second, seen.append)
+    try:
+        monkeypatch.setattr(_interrupts, "_previous_excepthook", lambda *a: None)
+        sys.excepthook(KeyboardInterrupt, KeyboardInterrupt(), None)
+    finally:
+        _interrupts.unwatch(second)
+    assert seen == ["reporter"]
+    assert _interrupts._reason is None  # forgotten with the run
+
+
+def test_snapshot_loaded_after_the_start_continues_the_saved_thread(
+    slack_env: SlackEmulator,
+) -> None:
+    emu = slack_env
+    first = make_manager(max_epochs=1)
+    ext = ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}")
+    first.extend(ext)
+    run_training(first)
+    state = ext.state_dict()
+    second = make_manager(max_epochs=2)
+    late = ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}")
+    second.extend(late)
+    with second.run_iteration():
+        pass
+    late.load_state_dict(state)  # after the start message went out
+    run_training(second)
+    (saved, started) = emu.top_level(CHANNEL)
+    texts = [m.text for m in emu.thread(CHANNEL, saved.ts)]
+    finished = [i for i, t in enumerate(texts) if "Training finished" in t]
+    assert len(finished) == 2 and finished[-1] == len(texts) - 1
+    # The second run's progress follows the first run's end, in that thread.
+    later = "\n".join(texts[finished[0] + 1 : -1]).splitlines()
+    assert later == ["epoch 1", "epoch 2"]
+    assert len(emu.thread(CHANNEL, started.ts)) == 1  # only that start message

@@ -70,6 +70,22 @@ def test_without_join_scope_the_error_says_to_invite_once(
     assert emu.messages("outside") == []
 
 
+def test_posts_work_again_once_the_bot_is_invited(no_join_emu: SlackEmulator) -> None:
+    emu = no_join_emu
+    emu.add_channel("outside", member=False)
+    handler = _handler(emu, "outside")
+    with pytest.warns(SlackDeliveryWarning, match="/invite"):
+        logging.getLogger("myproject").warning("before the invite")
+        handler.drain()
+    emu.invite_bot("outside")  # the user follows the advice
+    logging.getLogger("myproject").warning("after the invite")
+    assert handler.drain()
+    texts = [m.text for m in emu.messages("outside")]
+    assert len(texts) == 1 and "after the invite" in texts[0]
+    # Joining is not tried again: only posting is.
+    assert len([c for c in emu.calls if c.method == "conversations.join"]) == 1
+
+
 def test_error_is_broadcast_to_the_channel_by_default(slack_env: SlackEmulator) -> None:
     emu = slack_env
     manager = make_manager(max_epochs=3)

@@ -155,10 +155,13 @@ def test_url_from_environment_and_clear_errors(
         SlackWebhookHandler()
     with pytest.raises(TypeError, match="thread"):
         SlackWebhookHandler(emu.webhook_url(CHANNEL), thread=True)
+    with pytest.raises(ValueError, match="not an Incoming Webhook URL") as bad:
+        ppe_slacklog.SlackWebhook("hooks.slack.com/services/T1/B2/s3cr3tXYZ")
+    assert "s3cr3tXYZ" not in str(bad.value)
     url = emu.webhook_url(CHANNEL)
     monkeypatch.setenv("SLACK_WEBHOOK_URL", url)
     ext = ppe_slacklog.SlackWebhook(msg="hi")
-    assert _secret(url) not in repr(ext)
+    assert _secret(url) not in repr(ext) and _secret(url) not in repr(vars(ext))
     manager = make_manager(max_epochs=1)
     manager.extend(ext)
     run_training(manager)

@@ -183,6 +183,19 @@ class SlackEmulator:
         """
         return self._workspace.add_channel(name, member=member, private=private)
 
+    def invite_bot(self, channel: str) -> None:
+        """Make the bot a member of ``channel``, as ``/invite @bot`` there does.
+
+        Raises:
+            KeyError: No such channel.
+
+        Example:
+            >>> emu = SlackEmulator()
+            >>> _ = emu.add_channel("outside", member=False)
+            >>> emu.invite_bot("outside")
+        """
+        self._workspace.set_member(channel, True)
+
     # ---------------------------------------------------------------- webhooks
 
     def webhook_url(self, channel: str) -> str:

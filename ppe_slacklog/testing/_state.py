@@ -165,6 +165,14 @@ class WorkspaceState:
         channel = self._lookup(name_or_id, allow_names=True)
         return channel.id if channel else None
 
+    def set_member(self, name_or_id: str, member: bool) -> None:
+        """Make the bot join or leave a channel (``/invite``, ``/kick``)."""
+        channel = self._lookup(name_or_id, allow_names=True)
+        if channel is None:
+            raise KeyError(name_or_id)
+        with self._lock:
+            channel.member = member
+
     def channel_name(self, channel_id: str) -> str:
         """Name of the channel with ID ``channel_id``."""
         with self._lock:
