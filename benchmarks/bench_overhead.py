@@ -12,6 +12,7 @@ message, final flush) is timed apart and reported on its own row.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from _common import (
@@ -32,6 +33,7 @@ from _common import (
     train,
     verdict,
 )
+from pytorch_pfn_extras.training.extension import Extension
 
 MSG = "it {manager.iteration} loss {loss:.3f}"
 TARGET_US = 50.0
@@ -47,6 +49,36 @@ class Side:
     finalize_ns: float
     events: int
     delivered: str
+    vs_empty_ns: float
+    in_call_ns: float
+
+
+class EmptyExtension(Extension):
+    """Does nothing: what ppe's manager costs for any extension on the trigger."""
+
+    def __call__(self, manager: object) -> None:
+        pass
+
+
+class TimedCalls(Extension):
+    """Forwards to ``inner`` and times each trigger call (the training thread)."""
+
+    def __init__(self, inner: Extension) -> None:
+        self.inner = inner
+        self.priority = inner.priority
+        self.call_ns: list[int] = []
+
+    def initialize(self, manager: object) -> None:
+        self.inner.initialize(manager)  # type: ignore[arg-type]
+
+    def finalize(self, manager: object) -> None:
+        self.inner.finalize(manager)  # type: ignore[arg-type]
+
+    def __call__(self, manager: object) -> None:
+        clock = time.perf_counter_ns
+        t0 = clock()
+        self.inner(manager)  # type: ignore[arg-type]
+        self.call_ns.append(clock() - t0)
 
 
 def expected_lines(run: Run) -> list[str]:
@@ -59,6 +91,8 @@ def measure(name: str, iterations: int, repeats: int, latency: float) -> Side:
     means: list[float] = []
     medians: list[float] = []
     finalizes: list[float] = []
+    vs_empty: list[float] = []
+    in_call: list[float] = []
     delivered = ""
     events = iterations + 1  # the start message, then one per iteration
     for r in range(repeats):
@@ -66,16 +100,30 @@ def measure(name: str, iterations: int, repeats: int, latency: float) -> Side:
             emu.set_latency(latency)
             make = ppe_slack if name == "ppe" else slacklog_slack
             before = train(iterations)
-            run = train(iterations, [(make(emu, msg=MSG), (1, "iteration"))])
+            empty_before = train(iterations, [(EmptyExtension(), (1, "iteration"))])
+            timed = TimedCalls(make(emu, msg=MSG))
+            run = train(iterations, [(timed, (1, "iteration"))])
+            empty_after = train(iterations, [(EmptyExtension(), (1, "iteration"))])
             after = train(iterations)
             bare_ns = (before.loop_ns + after.loop_ns) / 2
             means.append((run.loop_ns - bare_ns) / events)
+            empty_ns = (empty_before.loop_ns + empty_after.loop_ns) / 2
+            vs_empty.append((run.loop_ns - empty_ns) / events)
+            in_call.append(median(timed.call_ns))
             bare_median = median(before.iteration_ns + after.iteration_ns)
             medians.append(median(run.iteration_ns) - bare_median)
             finalizes.append(run.finalize_ns)
             delivery = check_delivery(emu.texts(), expected_lines(run))
             delivered = delivery.describe()
-    return Side(median(means), median(medians), median(finalizes), events, delivered)
+    return Side(
+        median(means),
+        median(medians),
+        median(finalizes),
+        events,
+        delivered,
+        median(vs_empty),
+        median(in_call),
+    )
 
 
 def main() -> None:
@@ -102,6 +150,9 @@ def main() -> None:
             "overhead": "(loop with extension - bare loop) / events; the bare "
             "loop runs before and after",
             "median row": "median iteration with extension - median bare iteration",
+            "empty row": "like the mean row, against a loop with an extension "
+            "that does nothing on the same trigger",
+            "inside row": "wall time of the extension's __call__ itself",
         },
     )
     train(100)  # warm-up: first torch calls, allocator
@@ -125,6 +176,16 @@ def main() -> None:
                 "overhead per event, median",
                 ns_to_us(ppe.median_ns),
                 ns_to_us(ours.median_ns),
+            ),
+            Row(
+                "mean vs an empty extension (ppe's own cost per extension excluded)",
+                ns_to_us(ppe.vs_empty_ns),
+                ns_to_us(ours.vs_empty_ns),
+            ),
+            Row(
+                "time inside the trigger call, median",
+                ns_to_us(ppe.in_call_ns),
+                ns_to_us(ours.in_call_ns),
             ),
             Row("events per run", str(ppe.events), str(ours.events)),
             Row(
