@@ -71,9 +71,18 @@ class Job(NamedTuple):
     def thread_finder(
         self, run_id: str, channel: str, *, wait: float
     ) -> Callable[[], str | None]:
-        """A function that waits (at most ``wait`` s) for rank 0's thread ``ts``."""
+        """A function that finds rank 0's thread ``ts`` (``None``: not yet).
+
+        The first call waits up to ``wait`` seconds; later ones only look, so
+        a rank whose first post came too early joins the thread later on.
+        """
         key = self._thread_key(run_id, channel)
-        return lambda: self._get(key, wait)
+        waits = [wait]
+
+        def find() -> str | None:
+            return self._get(key, waits.pop() if waits else 0.0)
+
+        return find
 
     def _thread_key(self, run_id: str, channel: str) -> str:
         return f"{_PREFIX}/{self.attempt}/thread/{run_id}/{channel}"
@@ -86,7 +95,10 @@ class Job(NamedTuple):
         if self.store is None:
             return None
         try:
-            self.store.wait([key], datetime.timedelta(seconds=wait))
+            if wait > 0:
+                self.store.wait([key], datetime.timedelta(seconds=wait))
+            elif not self.store.check([key]):
+                return None
             value = self.store.get(key)
         except Exception:  # timed out, or the store's host (rank 0) is gone
             return None

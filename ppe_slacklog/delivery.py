@@ -229,17 +229,29 @@ class Outbox:
             self.stats.queued += 1
             self.stats.dropped += self._queue.add(post)
             if self._sender is None:
-                sender = threading.Thread(
-                    target=self._run,
-                    name=f"ppe_slacklog-sender-{self.channel}",
-                    daemon=True,
-                )
-                # Start first: a thread that cannot start (interpreter
-                # shutting down) must not look like a running sender.
-                sender.start()
-                self._sender = sender
+                self._start_sender()
             elif self._idle:
                 self._cond.notify()
+
+    def start(self) -> None:
+        """Starts the sender now rather than at the first post.
+
+        Python 3.12 refuses new threads at interpreter exit: a run whose
+        first message is logged at exit (an interruption) needs its sender
+        to exist already.
+        """
+        with self._cond:
+            if self._sender is None and not self._closed:
+                self._start_sender()
+
+    def _start_sender(self) -> None:
+        sender = threading.Thread(
+            target=self._run, name=f"ppe_slacklog-sender-{self.channel}", daemon=True
+        )
+        # Start first: a thread that cannot start (interpreter shutting down)
+        # must not look like a running sender.
+        sender.start()
+        self._sender = sender
 
     def flush(self, timeout: float) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout."""
@@ -449,7 +461,9 @@ class Outbox:
                 self._upload_once(message, step, parent)
             else:
                 posted = self._post_once(message, number, parent)
-                if key is not None and parent is None:
+                # While a finder still looks for the thread, posts go to the
+                # channel and do not start a thread of their own.
+                if key is not None and parent is None and key not in self._finders:
                     self._thread_started(key, posted.ts)
             step.done = True
 
@@ -475,8 +489,9 @@ class Outbox:
 
         ``parent`` is the thread's ``ts``, or a function that finds it (for
         example by waiting on another process); the sender calls it, off the
-        caller's thread, before it posts the thread's first message. A
-        function that returns ``None`` lets the next post start a new thread.
+        caller's thread, before each post until it returns a ``ts``. Posts
+        made while it returns ``None`` go to the channel's top level, and a
+        function that raises lets the next post start a new thread.
         """
         with self._cond:
             if isinstance(parent, str):
@@ -504,10 +519,10 @@ class Outbox:
     def _parent_of(self, key: str) -> str | None:
         parent = self._parents.get(key)
         if parent is None and key in self._finders:
-            finder = self._finders.pop(key)
             try:
-                parent = finder()
+                parent = self._finders[key]()
             except Exception as exc:  # someone else's code: never the sender's end
+                self._finders.pop(key, None)
                 self._once.warn(
                     ("finder", type(exc).__name__),
                     f"ppe_slacklog: finding the Slack thread to continue in "
@@ -517,6 +532,7 @@ class Outbox:
                 parent = None
             if parent:
                 self._parents[key] = parent
+                self._finders.pop(key, None)
         return parent
 
     def _thread_started(self, key: str, ts: str) -> None:

@@ -447,6 +447,11 @@ class Slack(extension.Extension):
         except Exception as exc:  # reporting must never stop training
             _warn(f"ppe_slacklog.Slack could not join the job's thread: {exc}")
         self._initialized = True
+        for handler in self._slack_handlers():
+            # An interruption may be the first thing logged, at exit, when
+            # Python 3.12 no longer starts threads.
+            with contextlib.suppress(Exception):
+                handler.start()
         self._posts_triggers = self._posts("trigger")
         if self._job.rank == 0:
             start = (self._run_facts or RunFacts())._replace(

@@ -321,11 +321,16 @@ class SlackHandler(logging.Handler):
         Args:
             run_id: The run.
             parent: The thread's ``ts`` (say, saved before a restart), or a
-                function returning it (or ``None``: start a new thread). The
-                sender thread calls it before the run's first post, so it
-                may wait (bounded) without holding up the caller.
+                function returning it. The sender thread calls it before each
+                of the run's posts until it returns a ``ts`` (posts meanwhile
+                go to the channel's top level), so it may wait (bounded)
+                without holding up the caller.
         """
         self._outbox.adopt_thread(run_id, parent)
+
+    def start(self) -> None:
+        """Starts the background sender now instead of at the first record."""
+        self._outbox.start()
 
     def on_thread_started(
         self, listener: Callable[[str, str], None]

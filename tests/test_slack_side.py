@@ -161,3 +161,61 @@ def test_unthreaded_error_is_a_plain_top_level_message(
     top = emu.top_level(CHANNEL)
     assert any("Error during training" in m.text for m in top)
     assert not any(m.reply_broadcast for m in emu.messages(CHANNEL))
+
+
+def _trigger(run_id: str, text: str) -> logging.LogRecord:
+    from ppe_slacklog.events import ManagerSnapshot, event_extra
+
+    record = logging.makeLogRecord(
+        {"name": "ppe_slacklog.training", "msg": text, "levelno": logging.INFO}
+    )
+    record.__dict__.update(
+        event_extra(
+            kind="trigger",
+            run_id=run_id,
+            snapshot=ManagerSnapshot(),
+            context=None,
+            template=text,
+        )
+    )
+    return record
+
+
+def test_a_thread_found_late_is_joined_late(emu: SlackEmulator) -> None:
+    """Another rank's thread that is not there yet: top level until it is."""
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    parent = emu.client().chat_postMessage(channel=CHANNEL, text="start")["ts"]
+    answers: list[str | None] = [None, parent]
+    asked: list[int] = []
+
+    def finder() -> str | None:
+        asked.append(1)
+        return answers.pop(0)
+
+    handler.continue_thread("run-1", finder)
+    handler.handle(_trigger("run-1", "too early"))
+    assert handler.drain()
+    handler.handle(_trigger("run-1", "in time"))
+    handler.handle(_trigger("run-1", "later"))
+    assert handler.drain()
+    assert [m.text for m in emu.top_level(CHANNEL)] == ["start", "too early"]
+    replies = [m.text for m in emu.thread(CHANNEL, parent)[1:]]
+    assert "\n".join(replies).splitlines() == ["in time", "later"]
+    assert len(asked) == 2  # found once: not asked again
+    handler.close()
+
+
+def test_a_finder_that_raises_starts_a_new_thread(emu: SlackEmulator) -> None:
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+
+    def finder() -> str | None:
+        raise ConnectionError("store gone")
+
+    handler.continue_thread("run-2", finder)
+    with pytest.warns(SlackDeliveryWarning, match="store gone"):
+        handler.handle(_trigger("run-2", "first"))
+        handler.handle(_trigger("run-2", "second"))
+        assert handler.drain()
+    (top,) = emu.top_level(CHANNEL)
+    assert top.text.splitlines()[0] == "first"
+    handler.close()
