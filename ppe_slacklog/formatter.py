@@ -257,7 +257,8 @@ class SlackFormatter(logging.Formatter):
 
     def render_plain(self, record: logging.LogRecord) -> str:
         """Renders a record that is not a training event."""
-        marker = LEVEL_MARKERS.get(record.levelno) or _nearest_marker(record.levelno)
+        level = record.levelno if isinstance(record.levelno, int) else logging.INFO
+        marker = LEVEL_MARKERS.get(level) or _nearest_marker(level)
         text = f"{marker} *{escape(str(record.name))}* {self.message_text(record)}"
         if record.exc_info and record.exc_info[0] is not None:
             text += "\n" + _code_block(

@@ -241,13 +241,13 @@ class SlackHandler(logging.Handler):
             return None
         text = text or ""
         if event is None:
-            return Post(text=text, level=record.levelno, label="log record")
+            return Post(text=text, level=_level(record), label="log record")
         return Post(
             text=text,
             thread_key=event.run_id or None,
             files=files,
             kind=event.kind,
-            level=record.levelno,
+            level=_level(record),
             label=_LABELS.get(event.kind, "message"),
             broadcast=event.kind in self.broadcast,
         )
@@ -363,6 +363,13 @@ class SlackHandler(logging.Handler):
 
 
 _live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
+
+
+def _level(record: logging.LogRecord) -> int:
+    # Records rebuilt by hand (logging.makeLogRecord of a JSON line) may
+    # have no level; they count as INFO.
+    level = record.levelno
+    return level if type(level) is int else logging.INFO
 
 
 def drain_all(handlers: Iterable[logging.Handler]) -> bool:

@@ -241,3 +241,18 @@ def test_files_without_thread_resolve_the_channel_id(
     # The bot lacks groups:read: the lookup fell back to public channels.
     lookups = [c for c in emu.calls if c.method == "conversations.list"]
     assert [c.error for c in lookups] == ["missing_scope", None]
+
+
+def test_records_rebuilt_without_a_level_are_posted(emu: SlackEmulator) -> None:
+    """A JSON line replayed through ``logging.makeLogRecord`` has no level."""
+    handler = SlackHandler("general", emu.token, base_url=emu.base_url)
+    replayed = logging.makeLogRecord(
+        {"ppe_event": "trigger", "run_id": "r", "epoch": 3, "observations": {}}
+    )
+    plain = logging.makeLogRecord({"name": "replay", "msg": "hello"})
+    handler.handle(replayed)
+    handler.handle(plain)
+    assert handler.drain()
+    texts = [m.text for m in emu.messages("general")]
+    assert texts == ["Epoch #3", "ℹ️ *replay* hello"]
+    handler.close()
