@@ -34,9 +34,11 @@ _lock = threading.Lock()
 # its parent's runs.
 _watched: dict[int, tuple[int, Callable[[str], None]]] = {}
 _reason: str | None = None
-# The process whose signal handlers and exit hook are ours (None: none are).
+# The process whose signal handlers are ours (None: none are).
 _owner_pid: int | None = None
-_hooked_pid: int | None = None
+# The exit hook and the exception hook are inherited across fork: once per
+# interpreter, or a forked child would chain ours onto itself.
+_hooked = False
 _previous_excepthook: Callable[..., Any] = sys.excepthook
 
 
@@ -92,13 +94,13 @@ def _excepthook(
 
 
 def _install() -> None:
-    global _owner_pid, _hooked_pid, _previous_excepthook
+    global _owner_pid, _hooked, _previous_excepthook
     pid = os.getpid()
-    if _hooked_pid != pid:
-        # Once per process and never removed: other libraries may chain to
-        # this hook after us, and unhooking would break (or loop) their chain.
-        # It only notes a reason, and only while a run is watched.
-        _hooked_pid = pid
+    if not _hooked:
+        # Never removed: other libraries may chain to this hook after us,
+        # and unhooking would break (or loop) their chain. It only notes a
+        # reason, and only while a run is watched.
+        _hooked = True
         atexit.register(_at_exit)
         if sys.excepthook is not _excepthook:
             _previous_excepthook = sys.excepthook

@@ -44,6 +44,9 @@ _UPLOAD_SKEW: Final = 5.0
 # one that arrives early against Slack's own bucket is answered 429.
 _PACING_MARGIN: Final = 0.95
 
+# At exit, after a flush that just timed out: one short last try.
+_LAST_TRY: Final = 2.0
+
 
 class DeliveryApi(Protocol):
     """What the outbox needs from a transport (the Web API, or a webhook)."""
@@ -179,13 +182,14 @@ class Outbox:
         )
         self._once = Once()
         self._parents: dict[str, str] = {}
-        self._finders: dict[str, Callable[[], str | None]] = {}
+        # key -> (finder, keep looking while it answers None)
+        self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
         self._closed = False
         self._last_flush_timeout = -1.0
         self._delivered_at = -1.0
-        # Set at interpreter exit once the exit's flush bound is spent.
-        self._expired = False
+        # stats.queued when the exit drain ran (-1: not yet).
+        self._expired_at = -1
         self._init_runtime()
         _outboxes.add(self)
 
@@ -197,8 +201,11 @@ class Outbox:
         # a sender that sleeps for pacing or backoff (a GIL round trip on
         # the training thread for nothing).
         self._closing = threading.Event()
+        # Cuts a retry backoff short (closing, or the exit's last try).
+        self._retry_now = threading.Event()
         if self._closed:
             self._closing.set()
+            self._retry_now.set()
         self._queue = PostQueue(*self._bounds)
         self._in_flight = 0
         self._idle = False
@@ -211,6 +218,11 @@ class Outbox:
     def pending(self) -> int:
         """Posts accepted but not yet delivered or given up on."""
         return len(self._queue) + self._in_flight
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._closed
 
     # -- the caller's side ----------------------------------------------------
 
@@ -255,7 +267,7 @@ class Outbox:
 
     def flush(self, timeout: float) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout."""
-        if self._expired:
+        if self._expired():
             timeout = 0.0
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
@@ -275,12 +287,13 @@ class Outbox:
         a process exits within one ``flush_timeout`` even with Slack down.
         """
         waited = timeout
-        if self._expired or time.monotonic() - self._last_flush_timeout < 1.0:
+        if self._expired() or time.monotonic() - self._last_flush_timeout < 1.0:
             timeout = 0.0
         delivered = self.flush(timeout)
         with self._cond:
             self._closed = True
             self._closing.set()
+            self._retry_now.set()
             left = self.pending
             sender = self._sender
             self._cond.notify_all()
@@ -297,19 +310,34 @@ class Outbox:
             )
 
     def drain_at_exit(self, timeout: float) -> bool:
-        """The interpreter's exit flush; later flushes and the close do not wait.
+        """The interpreter's exit flush; shutdown's flush and close then do not wait.
 
         A flush that just timed out with nothing delivered since (an error
-        flushed by the extension, then the exit) is not waited for again.
+        flushed by the extension right before the exit) gets one short last
+        try, its retry backoff cut short, instead of a second full wait.
+        Posts queued after this drain (by a later exit hook) are waited for
+        again by ``logging.shutdown``.
         """
         recent = time.monotonic() - self._last_flush_timeout < 2.0
-        stuck = recent and self._delivered_at < self._last_flush_timeout
+        if recent and self._delivered_at < self._last_flush_timeout:
+            timeout = min(timeout, _LAST_TRY)
+            self._retry_now.set()
         try:
-            return self.flush(0.0 if stuck else timeout)
+            return self.flush(timeout)
         finally:
-            self._expired = True
+            self._expired_at = self.stats.queued
+
+    def _expired(self) -> bool:
+        """Whether the exit drain already waited for everything queued."""
+        return self._expired_at == self.stats.queued
 
     # -- the sender's side ----------------------------------------------------
+
+    def _back_off(self, seconds: float) -> bool:
+        """Waits before a retry; ``True`` if the outbox was closed meanwhile."""
+        self._retry_now.wait(seconds)
+        self._retry_now.clear()
+        return self._closing.is_set()
 
     def _wait_unless_closed(self, seconds: float) -> bool:
         """Sleeps ``seconds``; ``True`` if the outbox was closed meanwhile."""
@@ -381,7 +409,7 @@ class Outbox:
                 if exc.permanent:
                     self._give_up(message, exc, _records(batch))
                     return False
-                if self._wait_unless_closed(delay):
+                if self._back_off(delay):
                     self.stats.dropped += _records(batch)
                     return False
                 self.stats.retries += 1
@@ -461,8 +489,8 @@ class Outbox:
                 self._upload_once(message, step, parent)
             else:
                 posted = self._post_once(message, number, parent)
-                # While a finder still looks for the thread, posts go to the
-                # channel and do not start a thread of their own.
+                # While a finder keeps looking for the thread, posts go to
+                # the channel and do not start a thread of their own.
                 if key is not None and parent is None and key not in self._finders:
                     self._thread_started(key, posted.ts)
             step.done = True
@@ -484,21 +512,28 @@ class Outbox:
                 self._cond.wait(remaining)
         return self._parents.get(key)
 
-    def adopt_thread(self, key: str, parent: str | Callable[[], str | None]) -> None:
+    def adopt_thread(
+        self,
+        key: str,
+        parent: str | Callable[[], str | None],
+        *,
+        keep_looking: bool = False,
+    ) -> None:
         """Continues thread ``key`` under an existing message instead of a new one.
 
         ``parent`` is the thread's ``ts``, or a function that finds it (for
         example by waiting on another process); the sender calls it, off the
-        caller's thread, before each post until it returns a ``ts``. Posts
-        made while it returns ``None`` go to the channel's top level, and a
-        function that raises lets the next post start a new thread.
+        caller's thread, before the thread's first post. When it returns
+        ``None`` (or raises), that post starts a new thread; with
+        ``keep_looking`` it goes to the channel's top level instead and the
+        function is asked again before the next post, until it finds one.
         """
         with self._cond:
             if isinstance(parent, str):
                 self._parents[key] = parent
                 self._finders.pop(key, None)
             elif key not in self._parents:
-                self._finders[key] = parent
+                self._finders[key] = (parent, keep_looking)
 
     def on_thread_started(
         self, listener: Callable[[str, str], None]
@@ -517,26 +552,36 @@ class Outbox:
         return remove
 
     def _parent_of(self, key: str) -> str | None:
-        parent = self._parents.get(key)
-        if parent is None and key in self._finders:
-            try:
-                parent = self._finders[key]()
-            except Exception as exc:  # someone else's code: never the sender's end
-                self._finders.pop(key, None)
-                self._once.warn(
-                    ("finder", type(exc).__name__),
-                    f"ppe_slacklog: finding the Slack thread to continue in "
-                    f"{self.channel} failed ({type(exc).__name__}: {exc}); a new "
-                    "thread is started.",
-                )
-                parent = None
-            if parent:
+        with self._cond:
+            parent = self._parents.get(key)
+            found = self._finders.get(key) if parent is None else None
+        if found is None:
+            return parent
+        finder, keep_looking = found
+        try:
+            parent = finder()
+        except Exception as exc:  # someone else's code: never the sender's end
+            keep_looking = False
+            self._once.warn(
+                ("finder", type(exc).__name__),
+                f"ppe_slacklog: finding the Slack thread to continue in "
+                f"{self.channel} failed ({type(exc).__name__}: {exc}); a new "
+                "thread is started.",
+            )
+            parent = None
+        with self._cond:
+            if self._finders.get(key) is found and (parent or not keep_looking):
+                del self._finders[key]
+            if parent and key not in self._parents:
                 self._parents[key] = parent
-                self._finders.pop(key, None)
-        return parent
+            # A ts adopted meanwhile (a snapshot loaded late) wins.
+            return self._parents.get(key)
 
     def _thread_started(self, key: str, ts: str) -> None:
-        self._parents[key] = ts
+        with self._cond:
+            if key in self._parents:
+                return  # a parent was adopted while this post was on its way
+            self._parents[key] = ts
         for listener in list(self._listeners):
             try:
                 listener(key, ts)

@@ -490,7 +490,7 @@ class Slack(extension.Extension):
                     finder = job.thread_finder(
                         self.run_id, handler.channel, wait=_RANK_WAIT
                     )
-                    handler.continue_thread(self.run_id, finder)
+                    handler.continue_thread(self.run_id, finder, keep_looking=True)
             except Exception as exc:  # one handler's trouble is not the others'
                 _warn(
                     f"ppe_slacklog.Slack could not connect the run's thread in "

@@ -116,6 +116,25 @@ def _footer(extra: Mapping[str, Any]) -> str:
     return f"\n_{pairs}_"
 
 
+def record_level(record: logging.LogRecord) -> int:
+    """``record.levelno`` as an ``int``, whatever a hand-made record holds.
+
+    Records rebuilt with ``logging.makeLogRecord`` (a replayed JSON line, say)
+    may carry no level, a float or only a level name; unknown counts as INFO.
+
+    Example:
+        >>> record_level(logging.makeLogRecord({"levelname": "ERROR"}))
+        40
+    """
+    level = record.levelno
+    if type(level) is int:
+        return level
+    if isinstance(level, (int, float)) and level == level:  # not NaN
+        return int(level)
+    named = logging.getLevelName(str(record.levelname).upper())
+    return named if isinstance(named, int) else logging.INFO
+
+
 def _with_rank(text: str, kind: str, run: RunFacts) -> str:
     """Names the process of a distributed job where it matters.
 
@@ -257,7 +276,7 @@ class SlackFormatter(logging.Formatter):
 
     def render_plain(self, record: logging.LogRecord) -> str:
         """Renders a record that is not a training event."""
-        level = record.levelno if isinstance(record.levelno, int) else logging.INFO
+        level = record_level(record)
         marker = LEVEL_MARKERS.get(level) or _nearest_marker(level)
         text = f"{marker} *{escape(str(record.name))}* {self.message_text(record)}"
         if record.exc_info and record.exc_info[0] is not None:

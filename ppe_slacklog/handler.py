@@ -22,7 +22,7 @@ from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
 from .delivery import DeliveryApi, Outbox
 from .events import EVENT_KINDS, TrainingEvent, event_of
-from .formatter import UNSET, SlackFormatter, _Unset
+from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
 from .slackapi import FileData, SlackApi, resolve_token
@@ -241,13 +241,13 @@ class SlackHandler(logging.Handler):
             return None
         text = text or ""
         if event is None:
-            return Post(text=text, level=_level(record), label="log record")
+            return Post(text=text, level=record_level(record), label="log record")
         return Post(
             text=text,
             thread_key=event.run_id or None,
             files=files,
             kind=event.kind,
-            level=_level(record),
+            level=record_level(record),
             label=_LABELS.get(event.kind, "message"),
             broadcast=event.kind in self.broadcast,
         )
@@ -314,19 +314,25 @@ class SlackHandler(logging.Handler):
         return self._outbox.thread_parent(run_id)
 
     def continue_thread(
-        self, run_id: str, parent: str | Callable[[], str | None]
+        self,
+        run_id: str,
+        parent: str | Callable[[], str | None],
+        *,
+        keep_looking: bool = False,
     ) -> None:
         """Posts run ``run_id``'s messages in an existing thread.
 
         Args:
             run_id: The run.
             parent: The thread's ``ts`` (say, saved before a restart), or a
-                function returning it. The sender thread calls it before each
-                of the run's posts until it returns a ``ts`` (posts meanwhile
-                go to the channel's top level), so it may wait (bounded)
-                without holding up the caller.
+                function returning it (``None``: start a new thread). The
+                sender thread calls it before the run's first post, so it
+                may wait (bounded) without holding up the caller.
+            keep_looking: When the function returns ``None``, post to the
+                channel's top level and ask it again before the next post
+                (another process's thread that is not there yet).
         """
-        self._outbox.adopt_thread(run_id, parent)
+        self._outbox.adopt_thread(run_id, parent, keep_looking=keep_looking)
 
     def start(self) -> None:
         """Starts the background sender now instead of at the first record."""
@@ -365,11 +371,20 @@ class SlackHandler(logging.Handler):
 _live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
 
 
-def _level(record: logging.LogRecord) -> int:
-    # Records rebuilt by hand (logging.makeLogRecord of a JSON line) may
-    # have no level; they count as INFO.
-    level = record.levelno
-    return level if type(level) is int else logging.INFO
+def _bound(handlers: Iterable[logging.Handler]) -> float:
+    """The longest ``flush_timeout`` among SlackHandlers that have work left.
+
+    An idle or closed handler's (perhaps long) bound must not stretch the
+    wait for the others.
+    """
+    return max(
+        (
+            h.flush_timeout
+            for h in handlers
+            if isinstance(h, SlackHandler) and h.pending and not h._outbox.closed
+        ),
+        default=0.0,
+    )
 
 
 def drain_all(handlers: Iterable[logging.Handler]) -> bool:
@@ -382,8 +397,7 @@ def drain_all(handlers: Iterable[logging.Handler]) -> bool:
         ``True`` when every SlackHandler delivered everything.
     """
     handlers = list(handlers)
-    timeouts = [h.flush_timeout for h in handlers if isinstance(h, SlackHandler)]
-    deadline = time.monotonic() + max(timeouts, default=0.0)
+    deadline = time.monotonic() + _bound(handlers)
     delivered = True
     for handler in handlers:
         try:
@@ -401,8 +415,7 @@ def _drain_at_exit() -> None:
     # logging.shutdown: every SlackHandler gets one shared deadline here, and
     # shutdown's flush() and close() then do not wait a second time.
     handlers = list(_live)
-    timeouts = [h.flush_timeout for h in handlers]
-    deadline = time.monotonic() + max(timeouts, default=0.0)
+    deadline = time.monotonic() + _bound(handlers)
     for handler in handlers:
         with contextlib.suppress(Exception):
             handler._outbox.drain_at_exit(max(0.0, deadline - time.monotonic()))

@@ -250,9 +250,13 @@ def test_records_rebuilt_without_a_level_are_posted(emu: SlackEmulator) -> None:
         {"ppe_event": "trigger", "run_id": "r", "epoch": 3, "observations": {}}
     )
     plain = logging.makeLogRecord({"name": "replay", "msg": "hello"})
-    handler.handle(replayed)
-    handler.handle(plain)
+    as_float = logging.makeLogRecord({"name": "replay", "msg": "bad", "levelno": 40.0})
+    by_name = logging.makeLogRecord(
+        {"name": "replay", "msg": "hm", "levelname": "warning"}
+    )
+    for record in (replayed, plain, as_float, by_name):
+        handler.handle(record)
     assert handler.drain()
-    texts = [m.text for m in emu.messages("general")]
-    assert texts == ["Epoch #3", "ℹ️ *replay* hello"]
+    texts = "\n".join(m.text for m in emu.messages("general")).splitlines()
+    assert texts == ["Epoch #3", "ℹ️ *replay* hello", "❌ *replay* bad", "⚠️ *replay* hm"]
     handler.close()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -250,3 +251,112 @@ def test_snapshot_loaded_after_the_start_continues_the_saved_thread(
     later = "\n".join(texts[finished[0] + 1 : -1]).splitlines()
     assert later == ["epoch 1", "epoch 2"]
     assert len(emu.thread(CHANNEL, started.ts)) == 1  # only that start message
+
+
+def _python(emu: SlackEmulator, code: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SLACK_BOT_TOKEN": emu.token, "SLACK_API_URL": emu.base_url}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_error_flushed_into_an_outage_still_goes_out_at_exit(
+    emu: SlackEmulator,
+) -> None:
+    emu.set_outage(True)
+    child = _python(
+        emu,
+        """
+        import logging, time
+        from ppe_slacklog import SlackHandler
+        log = logging.getLogger("myproject")
+        handler = SlackHandler("experiment-progress", flush_timeout=2)
+        log.addHandler(handler)
+        log.error("the error that matters")
+        handler.flush()  # times out: Slack is down
+        print("flushed", flush=True)
+        time.sleep(0.5)  # Slack comes back; the process exits
+        """,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "flushed"
+    emu.set_outage(False)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    texts = [m.text for m in emu.messages(CHANNEL)]
+    assert texts == ["❌ *myproject* the error that matters"]
+
+
+def test_an_idle_handler_does_not_stretch_the_exit(emu: SlackEmulator) -> None:
+    emu.set_outage(True)
+    started = time.monotonic()
+    child = _python(
+        emu,
+        """
+        import logging
+        from ppe_slacklog import SlackHandler
+        idle = SlackHandler("alerts", flush_timeout=60)
+        busy = SlackHandler("experiment-progress", flush_timeout=2)
+        logging.getLogger("myproject").addHandler(busy)
+        logging.getLogger("myproject").warning("lost in the outage")
+        print("logged", flush=True)
+        """,
+    )
+    _, err = child.communicate(timeout=90)
+    took = time.monotonic() - started
+    assert child.returncode == 0, err
+    assert "could not be delivered within 2s" in err
+    # The bound is the busy handler's 2 s, not the idle one's 60 s; the
+    # margin covers the interpreter's start (torch is not imported here).
+    assert took < 2 + 10, took
+
+
+def test_records_logged_by_a_later_exit_hook_are_delivered(
+    emu: SlackEmulator,
+) -> None:
+    emu.set_latency(0.3)
+    child = _python(
+        emu,
+        """
+        import atexit, logging
+        log = logging.getLogger("myproject")
+        # Registered before ppe_slacklog is imported: it runs after its hook.
+        atexit.register(lambda: log.warning("job summary logged at exit"))
+        from ppe_slacklog import SlackHandler
+        log.addHandler(SlackHandler("experiment-progress", flush_timeout=10))
+        log.warning("during the run")
+        """,
+    )
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    texts = [m.text for m in emu.messages(CHANNEL)]
+    assert len(texts) == 2 and "job summary logged at exit" in texts[1]
+
+
+def test_exception_hook_in_a_forked_child_does_not_loop(emu: SlackEmulator) -> None:
+    child = _python(
+        emu,
+        """
+        import os, sys
+        from ppe_slacklog import _interrupts
+        _interrupts.watch(1, lambda reason: None)
+        ours = sys.excepthook
+        def reporter(*exc_info):
+            print("reporter", flush=True)
+            ours(*exc_info)
+        sys.excepthook = reporter
+        pid = os.fork()
+        if pid == 0:
+            _interrupts.watch(2, lambda reason: None)
+            sys.excepthook(ValueError, ValueError("in the child"), None)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """,
+    )
+    out, err = child.communicate(timeout=60)
+    assert out.split() == ["reporter"]
+    assert "RecursionError" not in err and "in the child" in err

@@ -192,7 +192,7 @@ def test_a_thread_found_late_is_joined_late(emu: SlackEmulator) -> None:
         asked.append(1)
         return answers.pop(0)
 
-    handler.continue_thread("run-1", finder)
+    handler.continue_thread("run-1", finder, keep_looking=True)
     handler.handle(_trigger("run-1", "too early"))
     assert handler.drain()
     handler.handle(_trigger("run-1", "in time"))
@@ -218,4 +218,17 @@ def test_a_finder_that_raises_starts_a_new_thread(emu: SlackEmulator) -> None:
         assert handler.drain()
     (top,) = emu.top_level(CHANNEL)
     assert top.text.splitlines()[0] == "first"
+    handler.close()
+
+
+def test_a_finder_without_keep_looking_starts_a_thread(emu: SlackEmulator) -> None:
+    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    handler.continue_thread("run-3", lambda: None)
+    handler.handle(_trigger("run-3", "first"))
+    assert handler.drain()
+    handler.handle(_trigger("run-3", "second"))
+    assert handler.drain()
+    (top,) = emu.top_level(CHANNEL)
+    assert [m.text for m in emu.thread(CHANNEL, top.ts)] == ["first", "second"]
+    assert handler.thread_ts("run-3") == top.ts
     handler.close()
