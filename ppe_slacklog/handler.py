@@ -8,7 +8,6 @@ logs (stdlib or structlog) to Slack through it.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import time
@@ -387,11 +386,13 @@ def _bound(handlers: Iterable[logging.Handler]) -> float:
     )
 
 
-def drain_all(handlers: Iterable[logging.Handler]) -> bool:
+def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> bool:
     """Flushes ``handlers``, the SlackHandlers against one shared deadline.
 
-    The deadline is the longest ``flush_timeout`` among them: two channels
-    with Slack down cost one bound, not two. Never raises.
+    The deadline is the longest ``flush_timeout`` among the SlackHandlers
+    that still have messages to send: two channels with Slack down cost one
+    bound, not two. With ``at_exit``, it is the interpreter's last flush
+    (see ``Outbox.drain_at_exit``). Never raises.
 
     Returns:
         ``True`` when every SlackHandler delivered everything.
@@ -402,7 +403,11 @@ def drain_all(handlers: Iterable[logging.Handler]) -> bool:
     for handler in handlers:
         try:
             if isinstance(handler, SlackHandler):
-                delivered &= handler.drain(max(0.0, deadline - time.monotonic()))
+                left = max(0.0, deadline - time.monotonic())
+                outbox = handler._outbox
+                delivered &= (
+                    outbox.drain_at_exit(left) if at_exit else outbox.flush(left)
+                )
             else:
                 handler.flush()
         except Exception:  # best effort: a broken handler must not stop the rest
@@ -414,11 +419,7 @@ def _drain_at_exit() -> None:
     # Registered after logging's own exit hook, so it runs before
     # logging.shutdown: every SlackHandler gets one shared deadline here, and
     # shutdown's flush() and close() then do not wait a second time.
-    handlers = list(_live)
-    deadline = time.monotonic() + _bound(handlers)
-    for handler in handlers:
-        with contextlib.suppress(Exception):
-            handler._outbox.drain_at_exit(max(0.0, deadline - time.monotonic()))
+    drain_all(list(_live), at_exit=True)
 
 
 atexit.register(_drain_at_exit)
