@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -46,7 +47,8 @@ class Once:
 
     def __init__(self) -> None:
         self._seen: set[tuple[str, ...]] = set()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs may land inside warn().
+        self._lock = threading.RLock()
         _instances.add(self)
 
     def warn(self, key: tuple[str, ...], message: str) -> bool:
@@ -59,6 +61,10 @@ class Once:
         try:
             _logger.info("%s", message)
             warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+            if not _shown_somewhere():
+                # Only SlackHandlers listen, and they never post diagnostics
+                # (no loops): a delivery problem must still reach a person.
+                sys.stderr.write(f"{message}\n")
         except Exception:
             # Warnings turned into errors (-W error) or a broken logging
             # handler: the report is lost, delivery must go on.
@@ -68,13 +74,48 @@ class Once:
         return True
 
 
+def _reaches_a_person(logger: logging.Logger, level: int) -> bool:
+    """Whether a record at ``level`` on ``logger`` reaches a handler that shows it.
+
+    SlackHandlers (``shows_diagnostics = False``) and NullHandlers do not
+    count; with no handler at all, logging's last resort (stderr) does.
+    """
+    if not logger.isEnabledFor(level):
+        return False
+    any_handler = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            any_handler = True
+            if isinstance(handler, logging.NullHandler) or not getattr(
+                handler, "shows_diagnostics", True
+            ):
+                continue
+            if level >= handler.level:
+                return True
+        current = current.parent if current.propagate else None
+    last = logging.lastResort
+    return not any_handler and last is not None and level >= last.level
+
+
+def _shown_somewhere() -> bool:
+    """Whether the diagnostic just logged and warned reached a person."""
+    if _reaches_a_person(_logger, logging.INFO):
+        return True
+    if getattr(logging, "_warnings_showwarning", None) is None:
+        # Warnings are not routed through logging: Python prints them (or
+        # the user's warning filters chose not to show them).
+        return True
+    return _reaches_a_person(logging.getLogger("py.warnings"), logging.WARNING)
+
+
 _instances: weakref.WeakSet[Once] = weakref.WeakSet()
 
 
 def _fresh_locks_in_child() -> None:
     # A lock held by another thread at fork time would stay held forever.
     for once in list(_instances):
-        once._lock = threading.Lock()
+        once._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_fresh_locks_in_child)

@@ -12,7 +12,9 @@ Nothing here raises into the caller.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -26,11 +28,18 @@ from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
+from .runs import channel_key, run_threads
 from .slackapi import FileData, Posted, SlackDeliveryError
 from .stats import DeliveryStats
 from .templates import escape
 
-__all__ = ["DeliveryApi", "Outbox"]
+__all__ = [
+    "DeliveryApi",
+    "Outbox",
+    "drain_outboxes",
+    "holds_logging_lock",
+    "live_outboxes",
+]
 
 # Backoff between attempts at a post that failed for a reason that may pass.
 _BACKOFF_FIRST: Final = 0.5
@@ -46,6 +55,9 @@ _PACING_MARGIN: Final = 0.95
 
 # At exit, after a flush that just timed out: one short last try.
 _LAST_TRY: Final = 2.0
+
+# How often an idle sender (or a flush) looks at the inbox unasked.
+_IDLE_POLL: Final = 0.5
 
 
 class DeliveryApi(Protocol):
@@ -142,6 +154,32 @@ class _Message:
 
 _outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
+# A thread's own record of whether it is starting a sender right now.
+_local = threading.local()
+
+
+def holds_logging_lock() -> bool:
+    """Whether this thread holds the :mod:`logging` module's lock.
+
+    ``logging.config`` holds it while it flushes and closes the handlers it
+    replaces. Waiting for Slack then would wait for a sender that needs the
+    same lock (any ``Logger.isEnabledFor`` cache miss takes it): nothing
+    waits while it is held.
+    """
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return bool(is_owned is not None and is_owned())
+
+
+def _thread_start_in_progress() -> bool:
+    # A post logged by a __del__ or a signal handler while this thread
+    # starts a sender must not start one itself; nor while Thread.start()
+    # holds threading's (on some Pythons non-re-entrant) limbo lock. A later
+    # post or flush starts the sender instead.
+    if getattr(_local, "starting", False):
+        return True
+    locked = getattr(getattr(threading, "_active_limbo_lock", None), "locked", None)
+    return bool(locked is not None and locked())
+
 
 class Outbox:
     """Delivers posts to one Slack channel from a background thread.
@@ -155,6 +193,7 @@ class Outbox:
         max_queue_bytes: Bound of the queue in (approximate) bytes.
         rate: Messages per second to the channel; ``None`` to not pace.
         burst: Messages that may go at once before ``rate`` applies.
+        flush_timeout: What a flush at exit waits for this outbox at most.
     """
 
     def __init__(
@@ -168,11 +207,13 @@ class Outbox:
         max_queue_bytes: int = DEFAULT_MAX_BYTES,
         rate: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
+        flush_timeout: float = 10.0,
     ) -> None:
         self._api = api
         self.channel = channel
         self.thread = thread
         self.max_chars = max_chars
+        self.flush_timeout = flush_timeout
         self.stats: DeliveryStats = api.stats
         self._bounds = (max_queue_records, max_queue_bytes)
         self._bucket: TokenBucket | None = (
@@ -180,12 +221,25 @@ class Outbox:
             if rate is None
             else bucket_for(api.base_url, channel, rate * _PACING_MARGIN, burst)
         )
+        # One turn at the channel's rate: a post that waited longer than
+        # that is part of a backlog.
+        self._turn = 1.0 / rate if rate else 1.0
+        # Slack took longer than a turn to answer the last post.
+        self._slow = False
+        # Outboxes that deliver to the same place share threads and order.
+        self._route = (api.base_url, channel_key(channel))
+        self._threads = run_threads()
         self._once = Once()
-        self._parents: dict[str, str] = {}
         # key -> (finder, keep looking while it answers None)
         self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
-        self._closed = False
+        # Accepting posts; after close() or retire() no more are taken.
+        self._accepting = True
+        # The sender drops what is left and ends (close(), not retire()).
+        self._stopping = False
+        self._retiring = False
+        # Records of in-flight messages given up on because close() ran.
+        self._dropped_while_closing = 0
         self._last_flush_timeout = -1.0
         self._delivered_at = -1.0
         # stats.queued when the exit drain ran (-1: not yet).
@@ -196,14 +250,20 @@ class Outbox:
     def _init_runtime(self) -> None:
         # Everything a forked child must not inherit: a lock the parent's
         # sender may have held at fork time, the parent's queue, its thread.
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        # Posts that arrived while the lock was taken (possibly by this very
+        # thread: a signal handler or a __del__ that logs). SimpleQueue.put
+        # is re-entrant, so logging never waits here and never deadlocks.
+        self._inbox: queue.SimpleQueue[Post] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
         # Separate from the condition so that queueing a post does not wake
         # a sender that sleeps for pacing or backoff (a GIL round trip on
         # the training thread for nothing).
         self._closing = threading.Event()
         # Cuts a retry backoff short (closing, or the exit's last try).
         self._retry_now = threading.Event()
-        if self._closed:
+        if self._stopping:
             self._closing.set()
             self._retry_now.set()
         self._queue = PostQueue(*self._bounds)
@@ -217,33 +277,67 @@ class Outbox:
     @property
     def pending(self) -> int:
         """Posts accepted but not yet delivered or given up on."""
-        return len(self._queue) + self._in_flight
+        return len(self._queue) + self._in_flight + self._inbox.qsize()
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` ran."""
-        return self._closed
+        """Whether :meth:`close` or :meth:`retire` ran (no more posts are taken)."""
+        return not self._accepting
+
+    @property
+    def retiring(self) -> bool:
+        """Closed by a logging reconfiguration, still delivering its backlog."""
+        return self._retiring and bool(self.pending)
 
     # -- the caller's side ----------------------------------------------------
 
     def submit(self, post: Post) -> None:
-        """Queues ``post``; returns at once, never touches the network."""
-        with self._cond:
-            if self._closed:
-                self.stats.dropped += 1
-                self._once.warn(
-                    ("closed",),
-                    f"ppe_slacklog: a {post.label} for Slack channel "
-                    f"{self.channel} was logged after its SlackHandler was "
-                    "closed and is dropped.",
-                )
+        """Queues ``post``; returns at once, never waits for a lock or the network."""
+        if not self._accepting:
+            self._refuse(post)
+            return
+        if not self._lock.acquire(blocking=False):
+            # Taken for a moment by the sender or another thread, or by this
+            # thread further up the stack: the next holder moves it on, in order.
+            self._inbox.put(post)
+            return
+        try:
+            if not self._accepting:  # closed while we got here
+                self._refuse(post)
                 return
-            self.stats.queued += 1
-            self.stats.dropped += self._queue.add(post)
-            if self._sender is None:
-                self._start_sender()
-            elif self._idle:
+            self._intake()
+            self._add(post)
+            if self._idle:
                 self._cond.notify()
+            start = self._sender is None
+        finally:
+            self._lock.release()
+        if start:
+            self._ensure_sender()
+
+    def _refuse(self, post: Post) -> None:
+        self.stats.dropped += post.repeat
+        self._once.warn(
+            ("closed",),
+            f"ppe_slacklog: a {post.label} for Slack channel "
+            f"{self.channel} was logged after its SlackHandler was "
+            "closed and is dropped.",
+        )
+
+    def _add(self, post: Post) -> None:
+        """Queues ``post`` (lock held), counting it and what it pushed out."""
+        post.queued_at = time.monotonic()
+        self.stats.queued += 1
+        self.stats.dropped += self._queue.add(post)
+
+    def _intake(self) -> None:
+        """Moves posts that waited in the inbox into the queue (lock held)."""
+        inbox = self._inbox
+        while not inbox.empty():
+            try:
+                self._add(inbox.get_nowait())
+            except queue.Empty:
+                return
 
     def start(self) -> None:
         """Starts the sender now rather than at the first post.
@@ -252,32 +346,72 @@ class Outbox:
         first message is logged at exit (an interruption) needs its sender
         to exist already.
         """
-        with self._cond:
-            if self._sender is None and not self._closed:
-                self._start_sender()
+        self._ensure_sender()
 
-    def _start_sender(self) -> None:
-        sender = threading.Thread(
-            target=self._run, name=f"ppe_slacklog-sender-{self.channel}", daemon=True
-        )
-        # Start first: a thread that cannot start (interpreter shutting down)
-        # must not look like a running sender.
-        sender.start()
-        self._sender = sender
+    def _ensure_sender(self) -> None:
+        if self._stopping or _thread_start_in_progress():
+            return
+        if not self._start_lock.acquire(blocking=False):
+            return  # another thread is starting it right now
+        try:
+            if self._sender is not None or self._stopping:
+                return
+            sender = threading.Thread(
+                target=self._run,
+                name=f"ppe_slacklog-sender-{self.channel}",
+                daemon=True,
+            )
+            self._sender = sender
+            _local.starting = True
+            try:
+                sender.start()
+            except RuntimeError:
+                # The interpreter is shutting down: no sender can start now.
+                self._sender = None
+            finally:
+                _local.starting = False
+        finally:
+            self._start_lock.release()
 
     def flush(self, timeout: float) -> bool:
-        """Waits until everything queued is delivered; ``False`` on timeout."""
-        if self._expired():
+        """Waits until everything queued is delivered; ``False`` on timeout.
+
+        Never waits while this thread holds the logging module's lock (see
+        :func:`holds_logging_lock`): the sender could not make progress.
+        """
+        if self._expired() or holds_logging_lock():
             timeout = 0.0
+        self._ensure_sender()
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
+            self._intake()
             while self.pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._last_flush_timeout = time.monotonic()
                     return False
-                self._cond.wait(remaining)
+                # The inbox is only looked at by its next reader: wake up
+                # now and then in case a post landed there meanwhile.
+                self._cond.wait(min(remaining, _IDLE_POLL))
+                self._intake()
         return True
+
+    def retire(self) -> None:
+        """Takes no more posts but delivers what it holds, in the background.
+
+        What ``logging.config`` does to the handlers it replaces: returns at
+        once. Outboxes that deliver to the same channel later wait for this
+        one's backlog first (order, and a run's thread, are kept); the exit
+        drain waits for it like for any other.
+        """
+        with self._cond:
+            if not self._accepting:
+                return
+            self._accepting = False
+            self._retiring = True
+            self._intake()
+            self._cond.notify_all()
+        self._ensure_sender()
 
     def close(self, timeout: float) -> None:
         """Delivers what it can within ``timeout``, then stops the sender.
@@ -285,28 +419,45 @@ class Outbox:
         ``logging.shutdown`` flushes and then closes each handler: when the
         flush just ran out of time, closing does not wait a second time, so
         a process exits within one ``flush_timeout`` even with Slack down.
+        Called while the logging module's lock is held (``dictConfig``
+        replacing handlers), it :meth:`retire` s instead of waiting.
         """
+        if holds_logging_lock():
+            self.retire()
+            return
         waited = timeout
         if self._expired() or time.monotonic() - self._last_flush_timeout < 1.0:
             timeout = 0.0
-        delivered = self.flush(timeout)
+        self.flush(timeout)
         with self._cond:
-            self._closed = True
+            self._accepting = False
+            self._stopping = True
+            self._intake()
+            dropped = _records(self._queue.clear())
+            self.stats.dropped += dropped
             self._closing.set()
             self._retry_now.set()
-            left = self.pending
             sender = self._sender
             self._cond.notify_all()
         if sender is not None and sender is not threading.current_thread():
-            # A short wait lets the sender settle its counters; a request in
-            # flight is not waited for, so closing never hangs.
+            # A short wait lets the sender settle its in-flight message; a
+            # request that hangs is not waited for, so closing never hangs.
             sender.join(timeout=0.5)
-        if not delivered and left:
+        with self._cond:
+            in_flight = self._in_flight
+            dropped += self._dropped_while_closing
+            self._dropped_while_closing = 0
+        if dropped or in_flight:
+            still = (
+                f"; {in_flight} more record(s) were still being sent and may arrive"
+                if in_flight
+                else ""
+            )
             self._once.warn(
                 ("undelivered",),
-                f"ppe_slacklog: {left} message(s) for Slack channel {self.channel} "
-                f"could not be delivered within {waited:g}s and are dropped "
-                "(raise flush_timeout to wait longer).",
+                f"ppe_slacklog: {dropped} record(s) for Slack channel "
+                f"{self.channel} could not be delivered within {waited:g}s and "
+                f"are dropped{still} (raise flush_timeout to wait longer).",
             )
 
     def drain_at_exit(self, timeout: float) -> bool:
@@ -355,30 +506,46 @@ class Outbox:
                 self._sender = None
                 self._cond.notify_all()
 
+    def _next_post(self) -> Post | None:
+        """Waits for the next post (lock held); ``None`` when the sender is done."""
+        while True:
+            self._intake()
+            if self._stopping:
+                return None
+            if len(self._queue):
+                return self._queue.take()
+            if not self._accepting:
+                return None  # retired, and all delivered
+            self._idle = True
+            # A post that went to the inbox (the lock was taken) has nobody
+            # to wake us: look again now and then.
+            self._cond.wait(_IDLE_POLL)
+            self._idle = False
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not len(self._queue) and not self._closed:
-                    self._idle = True
-                    self._cond.wait()
-                    self._idle = False
-                if self._closed:
-                    self.stats.dropped += _records(self._queue.clear())
-                    self._cond.notify_all()
+                first = self._next_post()
+                if first is None:
                     return
-                first = self._queue.take()
-                self._in_flight = 1
+                self._in_flight = first.repeat
             batch = [first]
             try:
-                if self._bucket is not None:
-                    wait = self._bucket.reserve()
-                    if wait > 0:
-                        # Slack's rate makes this post wait anyway: what piles
-                        # up meanwhile goes with it, as one message.
-                        self._wait_unless_closed(wait)
-                        with self._cond:
-                            batch += self._queue.take_followers(first, self.max_chars)
-                            self._in_flight = len(batch)
+                self._wait_for_predecessors()
+                waited = time.monotonic() - first.queued_at
+                wait = 0.0 if self._bucket is None else self._bucket.reserve()
+                self._wait_unless_closed(wait)
+                # A post that had to wait for its turn (for the rate, for a
+                # slow Slack, for retries) takes along everything that waited
+                # with it, gathered when the sender is ready: at any speed of
+                # Slack, a backlog shares messages.
+                if wait > 0 or waited >= self._turn:
+                    with self._cond:
+                        self._intake()
+                        batch += self._queue.take_followers(
+                            first, self.max_chars, may_close=self._slow
+                        )
+                        self._in_flight = _records(batch)
                 if self._deliver(batch, paced=True):
                     self._report_drops()
             except Exception as exc:  # a bug must not stall flush() forever
@@ -393,6 +560,12 @@ class Outbox:
                     self._in_flight = 0
                     self._cond.notify_all()
 
+    def _wait_for_predecessors(self) -> None:
+        """Lets outboxes retired by a reconfiguration deliver to this channel first."""
+        for other in list(_outboxes):
+            if other is not self and other._route == self._route and other.retiring:
+                other.flush(other.flush_timeout)
+
     def _deliver(self, batch: list[Post], *, paced: bool) -> bool:
         message = _Message.of(batch)
         # The first step of the first attempt already used its rate token.
@@ -404,13 +577,23 @@ class Outbox:
             except SlackDeliveryError as exc:
                 if exc.code == "thread_not_found" and message.thread_key:
                     # The thread's parent was deleted: start a new thread.
-                    self._parents.pop(message.thread_key, None)
+                    self._forget_thread(message.thread_key)
                     continue
                 if exc.permanent:
                     self._give_up(message, exc, _records(batch))
                     return False
+                if exc.retry_after is not None:
+                    # Rate limited: Slack took nothing. Every post to this
+                    # channel waits Retry-After, then goes at the channel's
+                    # rate again; a retry of our own never meets the next 429.
+                    if self._rate_limited(exc.retry_after):
+                        self._drop_closing(batch)
+                        return False
+                    self.stats.retries += 1
+                    message.paced = False
+                    continue
                 if self._back_off(delay):
-                    self.stats.dropped += _records(batch)
+                    self._drop_closing(batch)
                     return False
                 self.stats.retries += 1
                 delay = min(delay * 2, _BACKOFF_MAX)
@@ -426,6 +609,21 @@ class Outbox:
                 self.stats.sent += _records(batch)
                 self._delivered_at = time.monotonic()
                 return True
+
+    def _rate_limited(self, seconds: float) -> bool:
+        """Holds the channel back for ``seconds``; ``True`` if closed meanwhile."""
+        if self._bucket is not None:
+            # The next reservation waits; it is cut short only by closing.
+            self._bucket.penalize(seconds)
+            return self._closing.is_set()
+        return self._back_off(seconds)
+
+    def _drop_closing(self, batch: list[Post]) -> None:
+        """Counts ``batch`` as dropped because the outbox closed under it."""
+        n = _records(batch)
+        self.stats.dropped += n
+        with self._cond:
+            self._dropped_while_closing += n
 
     def _give_up(self, message: _Message, exc: SlackDeliveryError, n: int) -> None:
         self.stats.failed += n
@@ -455,7 +653,7 @@ class Outbox:
         starts_thread = (
             self.thread
             and message.thread_key is not None
-            and message.thread_key not in self._parents
+            and self._thread_of(message.thread_key) is None
         )
         if starts_thread:
             # Slack does not reliably return the ts of a file message, so a
@@ -497,20 +695,32 @@ class Outbox:
 
     # -- threads ----------------------------------------------------------------
 
+    def _thread_of(self, key: str) -> str | None:
+        return self._threads.get(self._route[0], self.channel, key)
+
+    def _forget_thread(self, key: str) -> None:
+        ts = self._thread_of(key)
+        if ts is not None:
+            self._threads.forget(self._route[0], self.channel, key, ts)
+
     def thread_parent(self, key: str) -> str | None:
-        """The ``ts`` of the message that started thread ``key``, if posted yet."""
-        return self._parents.get(key)
+        """The ``ts`` of the message that started thread ``key``, if posted yet.
+
+        Threads belong to the run and the channel, not to this outbox: one
+        started by another handler of the same channel counts.
+        """
+        return self._thread_of(key)
 
     def wait_thread_parent(self, key: str, timeout: float) -> str | None:
         """Like :meth:`thread_parent`, waiting up to ``timeout`` while posts wait."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while key not in self._parents and self.pending and not self._closed:
+            while self._thread_of(key) is None and self.pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)
-        return self._parents.get(key)
+                self._cond.wait(min(remaining, _IDLE_POLL))
+        return self._thread_of(key)
 
     def adopt_thread(
         self,
@@ -530,9 +740,9 @@ class Outbox:
         """
         with self._cond:
             if isinstance(parent, str):
-                self._parents[key] = parent
+                self._threads.adopt(self._route[0], self.channel, key, parent)
                 self._finders.pop(key, None)
-            elif key not in self._parents:
+            elif self._thread_of(key) is None:
                 self._finders[key] = (parent, keep_looking)
 
     def on_thread_started(
@@ -553,7 +763,7 @@ class Outbox:
 
     def _parent_of(self, key: str) -> str | None:
         with self._cond:
-            parent = self._parents.get(key)
+            parent = self._thread_of(key)
             found = self._finders.get(key) if parent is None else None
         if found is None:
             return parent
@@ -572,16 +782,15 @@ class Outbox:
         with self._cond:
             if self._finders.get(key) is found and (parent or not keep_looking):
                 del self._finders[key]
-            if parent and key not in self._parents:
-                self._parents[key] = parent
-            # A ts adopted meanwhile (a snapshot loaded late) wins.
-            return self._parents.get(key)
+            if parent:
+                # A ts adopted meanwhile (a snapshot loaded late) wins.
+                return self._threads.start(self._route[0], self.channel, key, parent)
+            return self._thread_of(key)
 
     def _thread_started(self, key: str, ts: str) -> None:
         with self._cond:
-            if key in self._parents:
+            if self._threads.start(self._route[0], self.channel, key, ts) != ts:
                 return  # a parent was adopted while this post was on its way
-            self._parents[key] = ts
         for listener in list(self._listeners):
             try:
                 listener(key, ts)
@@ -664,13 +873,15 @@ class Outbox:
         self._pace(message)
         attempt_at = time.time()
         try:
-            return self._api.post(
+            posted = self._api.post(
                 self.channel,
                 step.text,
                 thread_ts=parent,
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
             )
+            self._slow = time.time() - attempt_at >= self._turn
+            return posted
         except SlackDeliveryError as exc:
             if exc.ambiguous and step.maybe_sent_since is None:
                 step.maybe_sent_since = attempt_at
@@ -689,6 +900,34 @@ class Outbox:
         except SlackDeliveryError:
             with self._cond:  # tell next time
                 self._queue.dropped.update(dropped)
+
+
+def live_outboxes() -> list[Outbox]:
+    """Every outbox of this process, those of closed handlers included."""
+    return list(_outboxes)
+
+
+def drain_outboxes(outboxes: list[Outbox], *, at_exit: bool = False) -> bool:
+    """Flushes ``outboxes`` against one deadline: the longest ``flush_timeout``.
+
+    Only outboxes that still have work count for the deadline: an idle or
+    closed one's (perhaps long) bound must not stretch the wait for the
+    others. With ``at_exit`` it is the interpreter's last flush (see
+    :meth:`Outbox.drain_at_exit`). Never raises.
+
+    Returns:
+        ``True`` when every outbox delivered everything.
+    """
+    bound = max((o.flush_timeout for o in outboxes if o.pending), default=0.0)
+    deadline = time.monotonic() + bound
+    delivered = True
+    for outbox in outboxes:
+        try:
+            left = max(0.0, deadline - time.monotonic())
+            delivered &= outbox.drain_at_exit(left) if at_exit else outbox.flush(left)
+        except Exception:  # best effort: one broken outbox must not stop the rest
+            delivered = False
+    return delivered
 
 
 def _records(posts: list[Post]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import time
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import DeliveryApi, Outbox
+from .delivery import DeliveryApi, Outbox, drain_outboxes, live_outboxes
 from .events import EVENT_KINDS, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_BROADCAST", "SlackHandler", "drain_all"]
 # Loggers whose records describe delivery itself; sending them to Slack
 # would make every post produce another post. (Records logged on a sender
 # thread are ignored whatever their logger: see _diagnostics.quiet.)
-_IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk")
+_IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk", "urllib3")
 
 _LABELS: Final = {kind: f"{kind} message" for kind in EVENT_KINDS}
 
@@ -98,6 +98,10 @@ class SlackHandler(logging.Handler):
         ... })  # doctest: +SKIP
     """
 
+    #: Delivery diagnostics never go back to Slack (no feedback loops); a
+    #: diagnostic that only SlackHandlers would see goes to stderr instead.
+    shows_diagnostics: bool = False
+
     def __init__(
         self,
         channel: str,
@@ -137,7 +141,6 @@ class SlackHandler(logging.Handler):
                 f"broadcast names unknown event kind(s) {sorted(unknown)}; "
                 f"use some of {list(EVENT_KINDS)}"
             )
-        self.flush_timeout = float(flush_timeout)
         self.setFormatter(
             SlackFormatter(
                 msg=msg,
@@ -156,6 +159,7 @@ class SlackHandler(logging.Handler):
             max_queue_bytes=max_queue_bytes,
             rate=rate_limit,
             burst=burst,
+            flush_timeout=float(flush_timeout),
         )
         self._once = Once()
         _live.add(self)
@@ -184,6 +188,15 @@ class SlackHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} {self.channel} ({level})>"
+
+    @property
+    def flush_timeout(self) -> float:
+        """Longest wait, in seconds, of :meth:`flush` and :meth:`close`."""
+        return self._outbox.flush_timeout
+
+    @flush_timeout.setter
+    def flush_timeout(self, seconds: float) -> None:
+        self._outbox.flush_timeout = float(seconds)
 
     @property
     def stats(self) -> DeliveryStats:
@@ -348,8 +361,18 @@ class SlackHandler(logging.Handler):
         return self._outbox.on_thread_started(listener)
 
     def flush(self) -> None:
-        """Waits until queued messages are delivered, at most ``flush_timeout``."""
-        self.drain()
+        """Waits until queued messages are delivered, at most ``flush_timeout``.
+
+        Called by ``logging.shutdown()``, it drains every SlackHandler at
+        once against one deadline, so that shutting down logging costs one
+        ``flush_timeout`` however many channels wait for a Slack that is
+        down; the other handlers' flush and close then do not wait again.
+        Called while ``logging.config`` replaces handlers, it does not wait.
+        """
+        if _called_by_logging_shutdown():
+            drain_outboxes(_outboxes_with_work(), at_exit=True)
+        else:
+            self.drain()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Like :meth:`flush`, with a timeout of choice.
@@ -360,7 +383,13 @@ class SlackHandler(logging.Handler):
         return self._outbox.flush(self.flush_timeout if timeout is None else timeout)
 
     def close(self) -> None:
-        """Delivers what it can within ``flush_timeout``, then stops the sender."""
+        """Delivers what it can within ``flush_timeout``, then stops the sender.
+
+        A handler that ``logging.config`` replaces (``dictConfig`` or
+        ``basicConfig(force=True)`` run again) is closed at once instead:
+        it delivers its backlog in the background, before any handler that
+        takes over its channel posts, and within the exit bound.
+        """
         try:
             self._outbox.close(self.flush_timeout)
         finally:
@@ -370,20 +399,15 @@ class SlackHandler(logging.Handler):
 _live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
 
 
-def _bound(handlers: Iterable[logging.Handler]) -> float:
-    """The longest ``flush_timeout`` among SlackHandlers that have work left.
+def _called_by_logging_shutdown() -> bool:
+    # logging.shutdown() flushes and closes handlers one after the other;
+    # it calls flush() directly (through our flush, hence two frames up).
+    frame = sys._getframe(2)
+    return frame is not None and frame.f_code is logging.shutdown.__code__
 
-    An idle or closed handler's (perhaps long) bound must not stretch the
-    wait for the others.
-    """
-    return max(
-        (
-            h.flush_timeout
-            for h in handlers
-            if isinstance(h, SlackHandler) and h.pending and not h._outbox.closed
-        ),
-        default=0.0,
-    )
+
+def _outboxes_with_work() -> list[Outbox]:
+    return [o for o in live_outboxes() if o.pending]
 
 
 def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> bool:
@@ -397,19 +421,17 @@ def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> 
     Returns:
         ``True`` when every SlackHandler delivered everything.
     """
-    handlers = list(handlers)
-    deadline = time.monotonic() + _bound(handlers)
-    delivered = True
+    outboxes: list[Outbox] = []
+    others: list[logging.Handler] = []
     for handler in handlers:
+        if isinstance(handler, SlackHandler):
+            outboxes.append(handler._outbox)
+        else:
+            others.append(handler)
+    delivered = drain_outboxes(outboxes, at_exit=at_exit)
+    for other in others:
         try:
-            if isinstance(handler, SlackHandler):
-                left = max(0.0, deadline - time.monotonic())
-                outbox = handler._outbox
-                delivered &= (
-                    outbox.drain_at_exit(left) if at_exit else outbox.flush(left)
-                )
-            else:
-                handler.flush()
+            other.flush()
         except Exception:  # best effort: a broken handler must not stop the rest
             delivered = False
     return delivered
@@ -417,9 +439,14 @@ def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> 
 
 def _drain_at_exit() -> None:
     # Registered after logging's own exit hook, so it runs before
-    # logging.shutdown: every SlackHandler gets one shared deadline here, and
-    # shutdown's flush() and close() then do not wait a second time.
-    drain_all(list(_live), at_exit=True)
+    # logging.shutdown: every outbox (those of handlers that a reconfiguration
+    # replaced included) gets one shared deadline here, and shutdown's
+    # flush() and close() then do not wait a second time.
+    drain_outboxes(_outboxes_with_work(), at_exit=True)
+    for outbox in live_outboxes():
+        if outbox.closed and outbox.pending:
+            # Replaced handlers are closed by nobody else: say what is lost.
+            outbox.close(0.0)
 
 
 atexit.register(_drain_at_exit)

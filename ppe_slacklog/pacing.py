@@ -54,6 +54,29 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def penalize(self, seconds: float) -> None:
+        """Slack answered 429 with ``Retry-After: seconds``: nothing goes out before.
+
+        The bucket is emptied and owes ``seconds`` worth of tokens, so the
+        next :meth:`reserve` waits out the ``Retry-After`` and the ones after
+        it follow at ``rate``: a burst right after a 429 would draw the
+        next 429 (Slack's own bucket is just as empty).
+
+        Example:
+            >>> bucket = TokenBucket(rate=1.0, burst=3)
+            >>> bucket.penalize(5.0)
+            >>> 4.9 < bucket.reserve() <= 5.0
+            True
+        """
+        with self._lock:
+            now = time.monotonic()
+            tokens = min(
+                float(self.burst), self._tokens + (now - self._stamp) * self.rate
+            )
+            # One token is due exactly when the wait ends.
+            self._tokens = min(tokens, 1.0 - max(seconds, 0.0) * self.rate)
+            self._stamp = now
+
 
 _buckets: dict[tuple[str, str, float, int], TokenBucket] = {}
 _buckets_lock = threading.Lock()

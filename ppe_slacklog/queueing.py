@@ -39,6 +39,7 @@ class Post:
         label: What the post is, for diagnostics ("end message").
         repeat: How many identical records this post stands for.
         broadcast: A thread reply that is also shown in the channel.
+        queued_at: When the outbox queued it (``time.monotonic()``).
     """
 
     text: str
@@ -49,6 +50,7 @@ class Post:
     label: str = "message"
     repeat: int = 1
     broadcast: bool = False
+    queued_at: float = 0.0
 
     @property
     def essential(self) -> bool:
@@ -66,6 +68,16 @@ class Post:
             not self.files
             and not self.broadcast
             and self.kind in ("trigger", "log")
+            and self.level < logging.ERROR
+        )
+
+    @property
+    def closes_batch(self) -> bool:
+        """An end message without files or broadcast: may end a batch."""
+        return (
+            self.kind == "end"
+            and not self.files
+            and not self.broadcast
             and self.level < logging.ERROR
         )
 
@@ -198,11 +210,26 @@ class PostQueue:
         self._account(post, -1)
         return post
 
-    def take_followers(self, first: Post, max_chars: int) -> list[Post]:
+    def take_followers(
+        self, first: Post, max_chars: int, *, may_close: bool = False
+    ) -> list[Post]:
         """Removes the posts that can share ``first``'s message, in order.
 
         Followers must be batchable, of the same thread, and fit with
-        ``first`` in ``max_chars`` characters (one line each).
+        ``first`` in ``max_chars`` characters (one line each). With
+        ``may_close`` (Slack is slow), a plain end message may close the
+        batch: the end of a run then costs no request of its own and
+        arrives within the flush.
+
+        Example:
+            >>> q = PostQueue(max_records=10, max_bytes=10_000)
+            >>> for post in [Post("e1", "r", kind="trigger"),
+            ...              Post("done", "r", kind="end"),
+            ...              Post("next", "r", kind="trigger")]:
+            ...     _ = q.add(post)
+            >>> first = q.take()
+            >>> [p.text for p in q.take_followers(first, 100, may_close=True)]
+            ['done']
         """
         batch: list[Post] = []
         if not first.batchable:
@@ -210,12 +237,17 @@ class PostQueue:
         total = len(first.display())
         while self._items:
             nxt = self._items[0]
-            if not nxt.batchable or nxt.thread_key != first.thread_key:
+            if nxt.thread_key != first.thread_key:
+                break
+            closes = may_close and nxt.closes_batch
+            if not nxt.batchable and not closes:
                 break
             total += len(nxt.display()) + 1
             if total > max_chars:
                 break
             batch.append(self.take())
+            if closes:
+                break
         return batch
 
     def clear(self) -> list[Post]:

@@ -6,6 +6,7 @@ Everything above this module deals in :class:`Posted` results and
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -15,11 +16,6 @@ from typing import Any, ClassVar, Final
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 
 from .stats import DeliveryStats
 
@@ -31,6 +27,7 @@ __all__ = [
     "SlackDeliveryError",
     "resolve_base_url",
     "resolve_token",
+    "silent_logger",
 ]
 
 DEFAULT_BASE_URL: Final = WebClient.BASE_URL
@@ -90,6 +87,8 @@ class SlackDeliveryError(Exception):
         ambiguous: ``True`` when Slack may have acted on the request anyway
             (a 5xx answer, a connection lost after sending, a timeout).
         fix: What the user can do about it.
+        retry_after: Seconds Slack asked to wait (a 429's ``Retry-After``);
+            ``None`` when Slack did not rate-limit the request.
     """
 
     def __init__(
@@ -100,12 +99,14 @@ class SlackDeliveryError(Exception):
         permanent: bool,
         fix: str,
         ambiguous: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         self.code = code
         self.channel = channel
         self.permanent = permanent
         self.ambiguous = ambiguous
         self.fix = fix
+        self.retry_after = retry_after
         super().__init__(f"Slack error '{code}' for {channel}: {fix}")
 
 
@@ -140,43 +141,6 @@ def resolve_base_url(base_url: str | None) -> str:
     url = base_url or os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL
     # WebClient joins method names onto the URL, so it must end with "/".
     return url if url.endswith("/") else url + "/"
-
-
-class _Counted(RetryHandler):
-    """Wraps one of slack_sdk's retry handlers to count what it retries."""
-
-    def __init__(self, inner: RetryHandler, stats: DeliveryStats) -> None:
-        super().__init__(inner.max_retry_count, inner.interval_calculator)
-        self._inner = inner
-        self._stats = stats
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return self._inner._can_retry(
-            state=state, request=request, response=response, error=error
-        )
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        self._stats.retries += 1
-        self._stats.api_calls += 1
-        if response is not None and response.status_code == 429:
-            self._stats.rate_limited += 1
-        self._inner.prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
 
 
 # Slack's names for a failure on its side, whatever the HTTP status.
@@ -235,22 +199,34 @@ def _connection_error(
     )
 
 
-def _retry_handlers(stats: DeliveryStats) -> list[RetryHandler]:
-    # A 429 means Slack did not take the request: slack_sdk's handler waits
-    # its Retry-After and sends it again. A 5xx or a broken connection may
-    # come after Slack stored the message, so those are retried by the
-    # outbox, which first asks Slack whether the message is already there.
-    return [_Counted(RateLimitErrorRetryHandler(max_retry_count=5), stats)]
+def silent_logger() -> logging.Logger:
+    """A logger for slack_sdk's clients that records nothing and takes no lock.
+
+    slack_sdk logs one line per failed request (an ERROR on every connection
+    failure) and its debug lines quote URLs: with the user's logging
+    configured, an outage would print a line per retry. The outbox reports
+    each problem once instead. The logger is disabled and not registered
+    with :mod:`logging`, so no configuration turns it back on, and it never
+    asks for the logging module's lock (held while ``dictConfig`` runs).
+
+    Example:
+        >>> silent_logger().isEnabledFor(logging.CRITICAL)
+        False
+    """
+    logger = logging.Logger("ppe_slacklog.transport")
+    logger.disabled = True
+    return logger
 
 
 class SlackApi:
     """Posts messages and uploads files through a ``slack_sdk.WebClient``.
 
     Args:
-        client: A ready client. :meth:`create` installs slack_sdk's
-            rate-limit retry handler (429 + ``Retry-After``); 5xx answers and
-            connection errors are left to the outbox, which checks for an
-            already stored post before sending again.
+        client: A ready client. :meth:`create` builds one without slack_sdk's
+            retry handlers: a 429 is answered by the outbox's pacer (which
+            waits ``Retry-After`` for every post to the channel, not just
+            this one), and 5xx answers and connection errors are retried by
+            the outbox after checking for an already stored post.
         stats: Counters shared with the outbox.
 
     Example:
@@ -280,15 +256,16 @@ class SlackApi:
     def create(
         cls, *, token: str, base_url: str | None, timeout: float = 15.0
     ) -> SlackApi:
-        """Builds a client with the retry handlers this library relies on."""
-        stats = DeliveryStats()
+        """Builds a client that retries nothing itself and logs nothing."""
         client = WebClient(
             token=token,
             base_url=resolve_base_url(base_url),
             timeout=max(1, round(timeout)),
-            retry_handlers=_retry_handlers(stats),
+            # Retries belong to the outbox, which paces them (see the class).
+            retry_handlers=[],
+            logger=silent_logger(),
         )
-        return cls(client, stats)
+        return cls(client)
 
     def __repr__(self) -> str:
         # WebClient's own repr is the default one, but keep the token out
@@ -545,4 +522,27 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
         permanent=not transient,
         fix=fix,
         ambiguous=status >= 500 and not first_step,
+        retry_after=retry_after_seconds(status, getattr(response, "headers", None)),
     )
+
+
+def retry_after_seconds(status: int, headers: Any) -> float | None:
+    """Seconds a 429 answer asks to wait (``Retry-After``); ``None`` for others.
+
+    Example:
+        >>> retry_after_seconds(429, {"Retry-After": "5"}), retry_after_seconds(503, {})
+        (5.0, None)
+        >>> retry_after_seconds(429, {})  # Slack always sends one; a second if not
+        1.0
+    """
+    if status != 429:
+        return None
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            if isinstance(value, (list, tuple)):
+                value = value[0] if value else None
+            try:
+                return max(float(value), 0.0)
+            except (TypeError, ValueError):
+                break
+    return 1.0

@@ -14,11 +14,9 @@ slack_sdk for this library. :func:`webhook_label` is the printable form.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, ClassVar, Final
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
@@ -30,7 +28,8 @@ from .slackapi import (
     SlackDeliveryError,
     _connection_error,
     _is_transient,
-    _retry_handlers,
+    retry_after_seconds,
+    silent_logger,
 )
 from .stats import DeliveryStats
 
@@ -151,54 +150,6 @@ def _redactor(url: str) -> Callable[[str], str]:
     return redact
 
 
-class _RedactingLogger(logging.Logger):
-    """slack_sdk's webhook logger, without the URL's secret.
-
-    ``WebhookClient`` writes its full URL into debug lines, and into INFO
-    lines before a retry whenever its logger's own level is unset. This
-    logger has the level INFO (so those branches are skipped), cleans
-    whatever it still logs, and hands records on to the
-    ``slack_sdk.webhook.client`` logger. It is not registered with
-    :mod:`logging`, so no configuration can reset its level or filter.
-    """
-
-    def __init__(self, redact: Callable[[str], str]) -> None:
-        super().__init__("slack_sdk.webhook.client", logging.INFO)
-        self.parent = logging.getLogger("slack_sdk.webhook.client")
-        self._redact = redact
-
-    def isEnabledFor(self, level: int) -> bool:
-        # The Logger cache is only cleared for registered loggers: ask the
-        # (registered) parent every time instead.
-        return level >= self.level and bool(
-            self.parent and self.parent.isEnabledFor(level)
-        )
-
-    def makeRecord(
-        self,
-        name: str,
-        level: int,
-        fn: str,
-        lno: int,
-        msg: object,
-        args: Any,
-        exc_info: tuple[type[BaseException], BaseException, TracebackType | None]
-        | tuple[None, None, None]
-        | None,
-        func: str | None = None,
-        extra: Mapping[str, object] | None = None,
-        sinfo: str | None = None,
-    ) -> logging.LogRecord:
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = f"{msg} {args}"
-        # exc_info is dropped: a formatted traceback could quote the URL.
-        return super().makeRecord(
-            name, level, fn, lno, self._redact(text), (), None, func, extra, sinfo
-        )
-
-
 class WebhookApi:
     """Posts messages through a Slack Incoming Webhook (``WebhookClient``).
 
@@ -208,10 +159,10 @@ class WebhookApi:
     permanent :class:`~ppe_slacklog.slackapi.SlackDeliveryError`).
 
     Args:
-        client: A ready client. :meth:`create` installs slack_sdk's
-            rate-limit retry handler (429 + ``Retry-After``) and a logger
-            that keeps the URL's secret out of slack_sdk's log lines; 5xx
-            answers and connection errors are left to the outbox.
+        client: A ready client. :meth:`create` builds one without retry
+            handlers (429s, 5xx answers and connection errors are retried by
+            the outbox, paced) and with a silent logger (slack_sdk's lines
+            would quote the URL's secret).
         stats: Counters shared with the outbox.
 
     Example:
@@ -256,14 +207,15 @@ class WebhookApi:
             raise ValueError(
                 f"not a webhook URL (it must start with https://): {webhook_label(url)}"
             )
-        stats = DeliveryStats()
         client = WebhookClient(
             url=url,
             timeout=max(1, round(timeout)),
-            retry_handlers=_retry_handlers(stats),
-            logger=_RedactingLogger(_redactor(url)),
+            # Retries belong to the outbox, which paces them; slack_sdk's
+            # log lines would quote the URL's secret and repeat per retry.
+            retry_handlers=[],
+            logger=silent_logger(),
         )
-        return cls(client, stats)
+        return cls(client)
 
     def __repr__(self) -> str:
         return f"<WebhookApi {self.label}>"
@@ -336,6 +288,7 @@ class WebhookApi:
             fix=self._redact(fix),
             # A 5xx may come after Slack stored the message.
             ambiguous=status >= 500,
+            retry_after=retry_after_seconds(status, response.headers),
         )
 
     def upload(

@@ -84,12 +84,14 @@ def test_c_warnings_top_level_training_in_thread(
     _load("c_warnings_everywhere.yaml", tmp_path, monkeypatch)
     handler = logging.getLogger().handlers[-1]
     logging.getLogger("myproject").info("not sent: below WARNING")
+    # Transport libraries' records never go to Slack (they may be about it).
     logging.getLogger("urllib3.connectionpool").warning("pool %s is full", "a")
+    logging.getLogger("filelock").warning("lock %s is stale", "a")
     _train(fail=True)
     logging.getLogger("torch").warning("deprecated op")
     handler.flush()
     top = [m.text for m in slack_env.top_level(CHANNEL)]
-    assert top[0] == "⚠️ *urllib3.connectionpool* pool a is full"
+    assert top[0] == "⚠️ *filelock* lock a is stale"
     assert top[1].startswith("🏃 *Training started!")
     assert top[2] == "⚠️ *torch* deprecated op"
     assert len(top) == 3  # the error went to the thread only, once
