@@ -381,6 +381,9 @@ class Outbox:
         """
         if self._expired() or holds_logging_lock():
             timeout = 0.0
+        return self._wait_delivered(timeout)
+
+    def _wait_delivered(self, timeout: float) -> bool:
         self._ensure_sender()
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
@@ -448,16 +451,20 @@ class Outbox:
             dropped += self._dropped_while_closing
             self._dropped_while_closing = 0
         if dropped or in_flight:
+            lost = (
+                f"{dropped} record(s) for Slack channel {self.channel} could not "
+                f"be delivered within {waited:g}s and are dropped"
+                if dropped
+                else f"Slack channel {self.channel} did not answer within {waited:g}s"
+            )
             still = (
-                f"; {in_flight} more record(s) were still being sent and may arrive"
+                f"; {in_flight} record(s) were still being sent and may arrive"
                 if in_flight
                 else ""
             )
             self._once.warn(
                 ("undelivered",),
-                f"ppe_slacklog: {dropped} record(s) for Slack channel "
-                f"{self.channel} could not be delivered within {waited:g}s and "
-                f"are dropped{still} (raise flush_timeout to wait longer).",
+                f"ppe_slacklog: {lost}{still} (raise flush_timeout to wait longer).",
             )
 
     def drain_at_exit(self, timeout: float) -> bool:
@@ -564,7 +571,7 @@ class Outbox:
         """Lets outboxes retired by a reconfiguration deliver to this channel first."""
         for other in list(_outboxes):
             if other is not self and other._route == self._route and other.retiring:
-                other.flush(other.flush_timeout)
+                other._wait_delivered(other.flush_timeout)
 
     def _deliver(self, batch: list[Post], *, paced: bool) -> bool:
         message = _Message.of(batch)

@@ -19,7 +19,13 @@ from slack_sdk import WebClient
 
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
-from .delivery import DeliveryApi, Outbox, drain_outboxes, live_outboxes
+from .delivery import (
+    DeliveryApi,
+    Outbox,
+    drain_outboxes,
+    holds_logging_lock,
+    live_outboxes,
+)
 from .events import EVENT_KINDS, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
@@ -369,6 +375,8 @@ class SlackHandler(logging.Handler):
         down; the other handlers' flush and close then do not wait again.
         Called while ``logging.config`` replaces handlers, it does not wait.
         """
+        if holds_logging_lock():
+            return  # replaced by logging.config: close() retires the handler
         if _called_by_logging_shutdown():
             drain_outboxes(_outboxes_with_work(), at_exit=True)
         else:
