@@ -25,7 +25,13 @@ import torch
 from conftest import make_manager, run_training
 
 import ppe_slacklog
-from ppe_slacklog import DEFAULT_LOGGER, JsonFormatter, SlackHandler, TemplateWarning
+from ppe_slacklog import (
+    DEFAULT_LOGGER,
+    JsonFormatter,
+    SlackHandler,
+    TemplateWarning,
+    _safetext,
+)
 from ppe_slacklog.testing import SlackEmulator
 
 CHANNEL = "experiment-progress"
@@ -51,6 +57,12 @@ class BrokenContext:
 
     def __format__(self, spec: str) -> str:
         raise RuntimeError("cannot format")
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warnings are once per key and process: start each test with none given."""
+    monkeypatch.setattr(_safetext, "_warned", set())
 
 
 def _meta() -> torch.Tensor:
