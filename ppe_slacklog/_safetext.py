@@ -185,10 +185,7 @@ class _Arg:
         return f"args[{index}]" if isinstance(index, int) else text_of(index, "key")
 
     def __str__(self) -> str:
-        value = self._value
-        if type(value) is str:
-            return self._esc(value)
-        return self._esc(text_of(value, self._name()))
+        return self._esc(text_of(self._value, self._name()))
 
     def __repr__(self) -> str:
         return self._esc(text_of(self._value, self._name(), repr))
@@ -196,8 +193,10 @@ class _Arg:
 
 def _arg(value: object, index: object, esc: Callable[[str], str]) -> object:
     kind = type(value)
+    if kind is str:
+        return esc(value)  # type: ignore[arg-type]
     # Numbers keep their type so %d and %.3f still work; they need no escaping.
-    if kind is int or kind is float or kind is bool:
+    if kind is int or kind is float or isinstance(value, (int, float)):
         return value
     return _Arg(value, index, esc)
 

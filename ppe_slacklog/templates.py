@@ -265,8 +265,9 @@ class _SafeFormatter(string.Formatter):
             return (self._unprintable(exc), field_name)
 
     def _unprintable(self, exc: Exception) -> Unprintable:
-        warn_unprintable(self._field, describe(exc))
-        return Unprintable(self._field, describe(exc))
+        marker = Unprintable(self._field, describe(exc))
+        warn_unprintable(marker.name, marker.error)
+        return marker
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if isinstance(value, (_Missing, Unprintable)):
