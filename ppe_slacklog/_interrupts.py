@@ -25,6 +25,8 @@ import types
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._safetext import text_of
+
 __all__ = ["unwatch", "watch"]
 
 _EXIT_REASON: Final = "the process exited (sys.exit() or the end of the program)"
@@ -89,7 +91,9 @@ def _on_sigint(signum: int, frame: types.FrameType | None) -> None:
 def _excepthook(
     kind: type[BaseException], value: BaseException, tb: types.TracebackType | None
 ) -> None:
-    _note(f"uncaught {kind.__name__}: {value}" if str(value) else kind.__name__)
+    # An exception whose __str__ raises must not break the hook (or the chain).
+    text = text_of(value, "error", key=("error", kind.__qualname__))
+    _note(f"uncaught {kind.__name__}: {text}" if text else kind.__name__)
     _previous_excepthook(kind, value, tb)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
+from ._safetext import Unprintable, describe, text_of
+
 __all__ = [
     "DEFAULT_LOGGER",
     "EVENT_KINDS",
@@ -30,6 +32,7 @@ __all__ = [
     "event_of",
     "plain_observations",
     "plain_value",
+    "unprintable_values",
 ]
 
 EventKind = Literal["start", "trigger", "end", "error", "interrupted"]
@@ -63,11 +66,14 @@ _PLAIN_TYPES: Final = frozenset({float, int, str, bool})
 _MAX_TEXT: Final = 200
 
 
-def plain_value(value: Any) -> Observation:
+def plain_value(value: Any, name: str = "value") -> Observation:
     """Converts one reported value to a plain Python number or string.
 
     Tensors and NumPy scalars with one element become numbers (so format specs
-    such as ``{loss:.3f}`` work); larger ones become a short text.
+    such as ``{loss:.3f}`` work); larger ones become a short text. A value
+    that raises on the way (a meta-device tensor's ``item()``, a broken
+    ``__str__``) becomes an :class:`~ppe_slacklog._safetext.Unprintable`
+    marker, ``[unprintable: name]``: reporting never stops training.
 
     Example:
         >>> plain_value(3)
@@ -75,7 +81,16 @@ def plain_value(value: Any) -> Observation:
         >>> import torch
         >>> plain_value(torch.tensor(0.5))
         0.5
+        >>> plain_value(torch.empty(1, device="meta"), "val/x")
+        '[unprintable: val/x]'
     """
+    try:
+        return _plain_value(value)
+    except Exception as exc:
+        return Unprintable(name, describe(exc))
+
+
+def _plain_value(value: Any) -> Observation:
     if isinstance(value, (float, int, str, bool)):
         return value
     if type(value).__name__ == "Tensor":
@@ -100,23 +115,52 @@ def plain_value(value: Any) -> Observation:
             shape = tuple(getattr(value, "shape", ()))
             return f"<{type(value).__name__} shape={shape}>"
     text = str(value)
+    if type(text) is not str:
+        text = str.__str__(text)  # a str subclass: its own __str__ is not text
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
 def plain_observations(observation: Mapping[str, Any]) -> dict[str, Observation]:
     """Snapshots ``manager.observation`` into plain values (see :func:`plain_value`).
 
+    Never raises: what cannot be converted becomes a marker.
+
     Example:
         >>> plain_observations({"loss": 1, "note": "ok"})
         {'loss': 1, 'note': 'ok'}
     """
-    # Reported Python numbers (the common case) skip the call to plain_value.
-    return {
-        key if type(key) is str else str(key): (
-            value if type(value) in _PLAIN_TYPES else plain_value(value)
-        )
-        for key, value in observation.items()
-    }
+    try:
+        # Reported Python numbers (the common case) skip the call to plain_value.
+        return {
+            key if type(key) is str else _key_text(key): (
+                value
+                if type(value) in _PLAIN_TYPES
+                else plain_value(value, key if type(key) is str else _key_text(key))
+            )
+            for key, value in observation.items()
+        }
+    except Exception as exc:  # an observation that cannot even be iterated
+        return {"observation": Unprintable("observation", describe(exc))}
+
+
+def _key_text(key: object) -> str:
+    try:
+        text = str(key)
+    except Exception:
+        return f"<{type(key).__name__} key>"
+    return text if type(text) is str else str.__str__(text)
+
+
+def unprintable_values(
+    observations: Mapping[str, Observation],
+) -> list[Unprintable]:
+    """The markers among ``observations`` (values that could not be converted).
+
+    Example:
+        >>> unprintable_values({"a": 1, "b": Unprintable("b")})
+        ['[unprintable: b]']
+    """
+    return [v for v in observations.values() if type(v) is Unprintable]
 
 
 _tuple_new = tuple.__new__
@@ -127,6 +171,14 @@ def _read(manager: Any, name: str, default: Any) -> Any:
     # not exist at all (other manager kinds); the snapshot must not.
     try:
         return getattr(manager, name)
+    except Exception:
+        return default
+
+
+def _number(value: Any, kind: type[int] | type[float], default: Any) -> Any:
+    # A hand-made record or another kind of manager may hold anything here.
+    try:
+        return kind(value)
     except Exception:
         return default
 
@@ -184,10 +236,10 @@ class ManagerSnapshot(NamedTuple):
             pass
         # Before training started, or another kind of manager: field by field.
         return cls(
-            epoch=int(_read(manager, "epoch", 0)),
-            iteration=int(_read(manager, "iteration", 0)),
-            epoch_detail=float(_read(manager, "epoch_detail", 0.0)),
-            elapsed_time=float(_read(manager, "elapsed_time", 0.0)),
+            epoch=_number(_read(manager, "epoch", 0), int, 0),
+            iteration=_number(_read(manager, "iteration", 0), int, 0),
+            epoch_detail=_number(_read(manager, "epoch_detail", 0.0), float, 0.0),
+            elapsed_time=_number(_read(manager, "elapsed_time", 0.0), float, 0.0),
             max_epochs=_read(manager, "max_epochs", None),
             out=_read(manager, "out", None),
             # Read-only view; the dict is the snapshot's own copy already.
@@ -348,9 +400,9 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
     snapshot = d.get(_MANAGER)
     if type(snapshot) is not ManagerSnapshot:
         snapshot = ManagerSnapshot(
-            epoch=int(d.get("epoch", 0)),
-            iteration=int(d.get("iteration", 0)),
-            elapsed_time=float(d.get("elapsed_time", 0.0)),
+            epoch=_number(d.get("epoch", 0), int, 0),
+            iteration=_number(d.get("iteration", 0), int, 0),
+            elapsed_time=_number(d.get("elapsed_time", 0.0), float, 0.0),
             observation=MappingProxyType(dict(observations)),
         )
     exc_info = record.exc_info
@@ -361,7 +413,7 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
         TrainingEvent,
         (
             kind,
-            str(d.get("run_id", "")),
+            text_of(d.get("run_id", ""), "run_id"),
             snapshot.epoch,
             snapshot.iteration,
             snapshot.elapsed_time,

@@ -10,6 +10,7 @@ one of its own, so that with only ``SLACK_BOT_TOKEN`` set it behaves like
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import types
@@ -23,6 +24,8 @@ from pytorch_pfn_extras.training._trigger_util import get_trigger
 
 from . import _interrupts
 from ._distributed import Job, current_job
+from ._safetext import describe, warn_unprintable
+from ._secret import Secret
 from .events import (
     DEFAULT_LOGGER,
     EventKind,
@@ -31,6 +34,7 @@ from .events import (
     RunFacts,
     event_extra,
     plain_observations,
+    unprintable_values,
 )
 from .handler import DEFAULT_BROADCAST, SlackHandler, drain_all
 from .slackapi import resolve_token
@@ -42,8 +46,7 @@ from .templates import (
     default_start_msg,
     render_template,
 )
-from .webhook import SlackWebhookHandler, resolve_webhook_url
-from .webhookapi import webhook_label
+from .webhook import SecretUrl, SlackWebhookHandler, resolve_webhook_url
 
 __all__ = ["Slack", "SlackWebhook"]
 
@@ -64,6 +67,7 @@ _RANK_WAIT: Final = 5.0
 # Numbers the extensions of a process in creation order: every rank of a
 # job creates the same ones, so the n-th is the same run everywhere.
 _ordinals = itertools.count()
+_TOKEN_ENV: Final = "SLACK_BOT_TOKEN"
 
 
 def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
@@ -91,6 +95,27 @@ def _warn(message: str, stacklevel: int = 2) -> None:
     """Warns, but never into the training: ``-W error`` must not stop it."""
     with contextlib.suppress(Exception):
         warnings.warn(message, stacklevel=stacklevel + 1)
+
+
+def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
+    """Makes an extension hook total: reporting must never stop training.
+
+    Each step inside already keeps its own trouble to itself; this is the
+    last line, for what nobody foresaw.
+    """
+
+    @functools.wraps(hook)
+    def total(self: Slack, *args: Any) -> None:
+        try:
+            hook(self, *args)
+        except Exception as exc:
+            _warn(
+                f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
+                "training goes on.",
+                stacklevel=3,
+            )
+
+    return total
 
 
 def _is_own(handler: logging.Handler) -> bool:
@@ -144,7 +169,9 @@ class Slack(extension.Extension):
             a list of paths.
         upload_trigger: When to upload ``filenames``; every call if ``None``.
         context: Any object the templates need, passed as ``context``.
-        token: Slack bot token; defaults to ``SLACK_BOT_TOKEN``.
+        token: Slack bot token; defaults to ``SLACK_BOT_TOKEN``. Never shown
+            or pickled: an extension saved with ``pickle`` or ``torch.save``
+            reads ``SLACK_BOT_TOKEN`` again when loaded.
         logger: Logger (or its name) that receives the events.
         base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
             else Slack's own.
@@ -241,7 +268,9 @@ class Slack(extension.Extension):
             logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
         )
         self._base_url = base_url
-        self._token = resolve_token(token)
+        resolved = resolve_token(token)
+        # Never shown, never pickled: see __getstate__.
+        self._token = None if resolved is None else Secret(resolved, env=_TOKEN_ENV)
         self._source = uuid.uuid4().hex
         self._own_handler: SlackHandler | None = None
         #: Identifies the run in every record; kept across snapshot resumes.
@@ -265,7 +294,7 @@ class Slack(extension.Extension):
         """The extension's own handler, when logging routes its events nowhere."""
         return SlackHandler(
             self._channel,
-            self._token,
+            None if self._token is None else self._token.reveal(),
             base_url=self._base_url,
             thread=self._thread,
             broadcast=self._broadcast,
@@ -273,6 +302,46 @@ class Slack(extension.Extension):
 
     def __repr__(self) -> str:
         return f"<ppe_slacklog.Slack {self._channel} run={self.run_id}>"
+
+    # -- pickling -----------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle (``torch.save``, a checkpoint) of the extension holds.
+
+        Its settings and its run (id, saved threads), never its secret: the
+        token (or webhook URL) is read again from ``SLACK_BOT_TOKEN`` (or
+        ``SLACK_WEBHOOK_URL``) when the copy is loaded. What only lives in
+        this process (its own handler, the job's store, thread listeners)
+        is left out; the copy sets it up again when its training starts.
+        """
+        state = self.__dict__.copy()
+        state.update(
+            _own_handler=None,
+            _unsubscribe=[],
+            _initialized=False,
+            _job=Job(),
+            _needed_secret=self._can_post(),
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        needed = state.pop("_needed_secret", False)
+        self.__dict__.update(state)
+        # A copy is another extension: its own handler must not pass the
+        # original's events (each handler lets through its source only).
+        self._source = uuid.uuid4().hex
+        if needed and not self._can_post():
+            _warn(
+                f"{self!r} was loaded without its secret (pickles never hold "
+                f"one) and {self._secret_env()} is not set in this process: "
+                "set it before the training starts, or configure a "
+                "ppe_slacklog.SlackHandler, else events are logged but not "
+                "posted.",
+                stacklevel=2,
+            )
+
+    def _secret_env(self) -> str:
+        return _TOKEN_ENV
 
     # -- handler wiring -------------------------------------------------
 
@@ -390,14 +459,20 @@ class Slack(extension.Extension):
             logger.handle(record)
         except Exception as error:  # reporting must never stop training
             _warn(
-                f"ppe_slacklog.Slack could not log the {kind} event: "
-                f"{type(error).__name__}: {error}",
+                f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
                 stacklevel=3,
             )
 
     @staticmethod
     def _snapshot(manager: Any) -> ManagerSnapshot:
-        observations = plain_observations(getattr(manager, "observation", {}))
+        try:
+            observation = manager.observation
+        except Exception:  # not a ppe manager, or one that is not ready
+            observation = {}
+        observations = plain_observations(observation)
+        for marker in unprintable_values(observations):
+            # Once per key: the value is a marker in every event from now on.
+            warn_unprintable(marker.name, marker.error)
         return ManagerSnapshot.of(manager, observations)
 
     def _render_filenames(self, manager: Any, snapshot: ManagerSnapshot) -> list[str]:
@@ -410,7 +485,7 @@ class Slack(extension.Extension):
             except Exception as exc:
                 _warn(
                     "ppe_slacklog.Slack: the filenames callable raised "
-                    f"{type(exc).__name__}: {exc}; no files are uploaded this time.",
+                    f"{describe(exc)}; no files are uploaded this time.",
                     stacklevel=3,
                 )
                 return []
@@ -427,6 +502,7 @@ class Slack(extension.Extension):
             for name in spec
         ]
 
+    @_never_raises
     def initialize(self, manager: Any) -> None:
         """Posts the start message (attaching the extension's own handler if needed).
 
@@ -445,7 +521,9 @@ class Slack(extension.Extension):
         try:
             self._join_job()
         except Exception as exc:  # reporting must never stop training
-            _warn(f"ppe_slacklog.Slack could not join the job's thread: {exc}")
+            _warn(
+                f"ppe_slacklog.Slack could not join the job's thread: {describe(exc)}"
+            )
         self._initialized = True
         for handler in self._slack_handlers():
             # An interruption may be the first thing logged, at exit, when
@@ -494,7 +572,7 @@ class Slack(extension.Extension):
             except Exception as exc:  # one handler's trouble is not the others'
                 _warn(
                     f"ppe_slacklog.Slack could not connect the run's thread in "
-                    f"{handler.channel}: {type(exc).__name__}: {exc}"
+                    f"{handler.channel}: {describe(exc)}"
                 )
 
     def _share_threads(self, handler: SlackHandler) -> None:
@@ -524,6 +602,7 @@ class Slack(extension.Extension):
             return self._ranks is None or rank in self._ranks
         return rank == 0
 
+    @_never_raises
     def __call__(self, manager: Any) -> None:
         """Posts the trigger message and, when due, uploads ``filenames``."""
         if not self._logger.isEnabledFor(logging.INFO):
@@ -539,6 +618,7 @@ class Slack(extension.Extension):
             filenames = []
         self._emit("trigger", manager, filenames=filenames, snapshot=snapshot)
 
+    @_never_raises
     def finalize(self, manager: Any) -> None:
         """Posts the end message and waits (bounded) until Slack has it."""
         self._disconnect()
@@ -547,6 +627,7 @@ class Slack(extension.Extension):
         self._flush()
         self._detach_own_handler()
 
+    @_never_raises
     def on_error(
         self,
         manager: Any,
@@ -558,6 +639,7 @@ class Slack(extension.Extension):
         self._emit("error", manager, exc=exc)
         self._flush()
 
+    @_never_raises
     def _interrupted(self, manager: Any, reason: str) -> None:
         """At exit of a run that neither finished nor failed: says so.
 
@@ -614,7 +696,8 @@ class SlackWebhook(Slack):
 
     Args:
         url: Incoming Webhook URL; defaults to ``SLACK_WEBHOOK_URL``. Never
-            shown in reprs or warnings.
+            shown in reprs or warnings, never pickled: a pickled extension
+            reads ``SLACK_WEBHOOK_URL`` again when loaded.
         msg: Message when triggered.
         start_msg: Message at the start of the training.
         end_msg: Message at the end of the training.
@@ -657,7 +740,7 @@ class SlackWebhook(Slack):
         interrupted_msg: Template = "{default}",
         ranks: Collection[int] | None = (0,),
     ) -> None:
-        self._url = resolve_webhook_url(url)
+        self._url: SecretUrl | None = resolve_webhook_url(url)
         if filenames is not None:
             _warn(
                 "ppe_slacklog.SlackWebhook cannot upload files (Incoming Webhooks "
@@ -665,7 +748,7 @@ class SlackWebhook(Slack):
                 "with a bot token to upload them."
             )
         super().__init__(
-            webhook_label(self._url) if self._url else "an Incoming Webhook",
+            self._url.label() if self._url else "an Incoming Webhook",
             msg,
             start_msg=start_msg,
             end_msg=end_msg,
@@ -694,3 +777,6 @@ class SlackWebhook(Slack):
 
     def _new_handler(self) -> SlackHandler:
         return SlackWebhookHandler(self._url)
+
+    def _secret_env(self) -> str:
+        return "SLACK_WEBHOOK_URL"

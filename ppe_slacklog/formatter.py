@@ -13,6 +13,15 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ._safetext import (
+    Unprintable,
+    describe,
+    discard_shown_since,
+    format_message,
+    shown,
+    text_of,
+    warn_unprintable,
+)
 from .events import (
     EXTRA_ATTR,
     EventKind,
@@ -57,31 +66,6 @@ _STRUCTLOG_INTERNAL: Final = frozenset(
 )
 
 
-class _Escaped:
-    """Formats like the wrapped value, escaped for mrkdwn, under ``%s``/``%r``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: object) -> None:
-        self._value = value
-
-    def __str__(self) -> str:
-        return escape(str(self._value))
-
-    def __repr__(self) -> str:
-        return escape(repr(self._value))
-
-
-def _escaped_arg(value: object) -> object:
-    kind = type(value)
-    if kind is str:
-        return escape(value)  # type: ignore[arg-type]
-    # Numbers keep their type so %d and %.3f still work; they need no escaping.
-    if kind is int or kind is float or isinstance(value, (int, float)):
-        return value
-    return _Escaped(value)
-
-
 # ManagerSnapshot fields that hold numbers (max_epochs: checked to be an int).
 _PLAIN_SNAPSHOT_FIELDS: Final = frozenset(
     {"epoch", "iteration", "epoch_detail", "elapsed_time", "max_epochs"}
@@ -112,8 +96,11 @@ def _safe_snapshot(manager: ManagerSnapshot, template: Template) -> Any:
 
 def _footer(extra: Mapping[str, Any]) -> str:
     """Fields a ProcessorFilter added, as a small italic line."""
-    pairs = " · ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in extra.items())
-    return f"\n_{pairs}_"
+    pairs = []
+    for key, value in extra.items():
+        name = text_of(key, "key")
+        pairs.append(f"{escape(name)}: {escape(text_of(value, name))}")
+    return "\n_" + " · ".join(pairs) + "_"
 
 
 def record_level(record: logging.LogRecord) -> int:
@@ -222,11 +209,21 @@ class SlackFormatter(logging.Formatter):
         """Renders ``record``; ``None`` when its template disables the event.
 
         ``event`` is ``event_of(record)`` when the caller already has it.
+        Never raises: what cannot be rendered is shown as a marker.
         """
-        if event is None:
-            event = event_of(record)
-        if event is None:
-            return self.render_plain(record)
+        mark = shown()
+        try:
+            if event is None:
+                event = event_of(record)
+            if event is None:
+                return self._render_plain(record)
+            return self._render_event(record, event)
+        except Exception as exc:
+            return _unrenderable(record, exc, mark)
+
+    def _render_event(
+        self, record: logging.LogRecord, event: TrainingEvent
+    ) -> str | None:
         template = self.template_for(event)
         if template is None:
             return None
@@ -275,10 +272,16 @@ class SlackFormatter(logging.Formatter):
         return self.render(record) or ""
 
     def render_plain(self, record: logging.LogRecord) -> str:
-        """Renders a record that is not a training event."""
-        level = record_level(record)
-        marker = LEVEL_MARKERS.get(level) or _nearest_marker(level)
-        text = f"{marker} *{escape(str(record.name))}* {self.message_text(record)}"
+        """Renders a record that is not a training event; never raises."""
+        mark = shown()
+        try:
+            return self._render_plain(record)
+        except Exception as exc:
+            return _unrenderable(record, exc, mark)
+
+    def _render_plain(self, record: logging.LogRecord) -> str:
+        text = f"{_level_marker(record)} *{_logger_name(record)}* "
+        text += self.message_text(record)
         if record.exc_info and record.exc_info[0] is not None:
             text += "\n" + _code_block(
                 "".join(traceback.format_exception(*record.exc_info))
@@ -294,37 +297,56 @@ class SlackFormatter(logging.Formatter):
 
     @staticmethod
     def message_text(record: logging.LogRecord) -> str:
-        """The record's message with its arguments escaped and its format trusted."""
+        """The record's message with its arguments escaped and its format trusted.
+
+        Never raises: an argument that cannot be text is shown as
+        ``[unprintable: args[0]]``, a message that cannot as
+        ``[unprintable: message]``.
+        """
         msg: Any = record.msg
         if type(msg) is not str:
             if isinstance(msg, Mapping) and "event" in msg:
                 return _structlog_text(msg)
             if not isinstance(msg, str):
-                return escape(str(msg))
-        args: Any = record.args
-        if not args:
-            return str(msg)
-        try:
-            if type(args) is tuple:
-                return msg % tuple(map(_escaped_arg, args))
-            if isinstance(args, Mapping):
-                return msg % {k: _escaped_arg(v) for k, v in args.items()}
-            return msg % _escaped_arg(args)
-        except (TypeError, ValueError, KeyError):
-            # The program's own format does not fit its arguments: show both.
-            return escape(f"{msg} {args!r}")
+                return escape(text_of(msg, "message"))
+            msg = text_of(msg, "message")  # a str subclass: its own text
+        return format_message(msg, record.args, escape)
 
 
-def _kv_value(value: object) -> str:
+def _level_marker(record: logging.LogRecord) -> str:
+    level = record_level(record)
+    return LEVEL_MARKERS.get(level) or _nearest_marker(level)
+
+
+def _logger_name(record: logging.LogRecord) -> str:
+    return escape(text_of(record.name, "logger name"))
+
+
+def _unrenderable(record: logging.LogRecord, exc: Exception, mark: int) -> str:
+    """The last resort: a record that could not be rendered at all still goes."""
+    discard_shown_since(mark)  # what the failed attempt showed is not sent
+    try:
+        head = f"{_level_marker(record)} *{_logger_name(record)}*"
+    except Exception:
+        head = "•"
+    marker = Unprintable("message", describe(exc))
+    warn_unprintable("message", marker.error, key=("render", type(exc).__qualname__))
+    return f"{head} {marker}"
+
+
+def _kv_value(value: object, key: str) -> str:
     # Quote strings so "path=/a b" stays readable as one value.
-    return repr(value) if isinstance(value, str) else str(value)
+    return text_of(value, key, repr if isinstance(value, str) else str)
 
 
 def _structlog_text(event_dict: Mapping[str, Any]) -> str:
     pairs = " ".join(
-        f"{escape(str(key))}={escape(_kv_value(value))}"
-        for key, value in event_dict.items()
-        if key not in _STRUCTLOG_INTERNAL
+        f"{escape(name)}={escape(_kv_value(value, name))}"
+        for name, value in (
+            (text_of(key, "key"), value)
+            for key, value in event_dict.items()
+            if key not in _STRUCTLOG_INTERNAL
+        )
     )
-    event = escape(str(event_dict["event"]))
+    event = escape(text_of(event_dict["event"], "event"))
     return f"{event} {pairs}" if pairs else event

@@ -13,10 +13,11 @@ import os
 import sys
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Final, NoReturn, SupportsIndex
 
 from slack_sdk import WebClient
 
+from . import _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .chunking import DEFAULT_MAX_CHARS
 from .delivery import (
@@ -195,6 +196,15 @@ class SlackHandler(logging.Handler):
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} {self.channel} ({level})>"
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # A live sender cannot travel, and the token must not: say so plainly.
+        raise TypeError(
+            f"{type(self).__name__} for {self.channel} cannot be pickled: it owns "
+            "a background sender, and its Slack secret is never written out. "
+            "Create the handler in each process (logging.config does), or "
+            "pickle the ppe_slacklog.Slack extension, which leaves it out."
+        )
+
     @property
     def flush_timeout(self) -> float:
         """Longest wait, in seconds, of :meth:`flush` and :meth:`close`."""
@@ -243,6 +253,7 @@ class SlackHandler(logging.Handler):
         """The :class:`Post` for ``record``; ``None`` when its event is disabled."""
         event = event_of(record)
         formatter = self.formatter
+        shown = _safetext.shown()  # markers rendered below count in stats
         if isinstance(formatter, SlackFormatter):
             if event is None:
                 text: str | None = formatter.render_plain(record)
@@ -255,6 +266,7 @@ class SlackHandler(logging.Handler):
             # Files go up even when the event's text is disabled, as in ppe.
             files, problems = self._read_files(event)
             text = "\n".join([text or "", *problems]).strip("\n")
+        _safetext.count_shown_since(shown, self.stats)
         if not text and not files:
             return None
         text = text or ""

@@ -31,6 +31,7 @@ from typing import Any, Final
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from ._safetext import describe, format_message, text_of
 from .events import EXTRA_ATTR, RunFacts
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "record_fields"]
@@ -51,35 +52,51 @@ _EVENT_FIELDS: Final = (
 _MAX_REPR: Final = 1000
 
 
-def _safe(value: Any, depth: int = 0) -> Any:
-    """A JSON-ready copy of ``value``: containers walked, the rest stringified."""
+def _safe(value: Any, depth: int = 0, name: str = "value") -> Any:
+    """A JSON-ready copy of ``value``: containers walked, the rest stringified.
+
+    Never raises: a value that fails on the way (a ``context`` whose
+    attribute access raises) is written as its ``repr``, or as
+    ``[unprintable: name]`` when even that raises.
+    """
     if value is None or isinstance(value, (bool, int, str)):
+        if type(value) is not str and isinstance(value, str):
+            return str.__str__(value)  # a str subclass (a marker): plain text
         return value
     if isinstance(value, float):
         # NaN and infinities are not JSON: keep them readable, as strings.
         return value if math.isfinite(value) else str(value)
     if depth > 8:
-        return _short_repr(value)
+        return _short_repr(value, name)
+    try:
+        return _walk(value, depth, name)
+    except Exception:
+        return _short_repr(value, name)
+
+
+def _walk(value: Any, depth: int, name: str) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _safe(v, depth + 1) for k, v in value.items()}
+        out = {}
+        for key, item in value.items():
+            text = text_of(key, "key")
+            out[text] = _safe(item, depth + 1, text)
+        return out
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_safe(v, depth + 1) for v in value]
+        return [_safe(v, depth + 1, name) for v in value]
     item = getattr(value, "item", None)
     size = getattr(value, "size", None)
     numel = getattr(value, "numel", None)
     if callable(item) and (size == 1 or (callable(numel) and numel() == 1)):
         try:
-            return _safe(item(), depth + 1)  # tensors and NumPy scalars
+            return _safe(item(), depth + 1, name)  # tensors and NumPy scalars
         except Exception:
             pass
-    return _short_repr(value)
+    return _short_repr(value, name)
 
 
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__ must not break the line
-        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+def _short_repr(value: Any, name: str = "value") -> str:
+    # A broken __repr__ must not break the line.
+    text = text_of(value, name, repr)
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 1] + "…"
 
 
@@ -93,7 +110,7 @@ def _exception_fields(exc_info: Any) -> dict[str, str]:
     etype, evalue, tb = exc_info
     return {
         "exc_type": etype.__name__,
-        "exc_message": str(evalue),
+        "exc_message": text_of(evalue, "error", key=("error", etype.__qualname__)),
         "traceback": "".join(traceback.format_exception(etype, evalue, tb)),
     }
 
@@ -112,21 +129,23 @@ def record_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     if record is not None:
         created = datetime.fromtimestamp(record.created, tz=timezone.utc)
         out["timestamp"] = created.isoformat(timespec="milliseconds")
-        out["level"] = record.levelname.lower()
-        out["logger"] = record.name
+        out["level"] = text_of(record.levelname, "level").lower()
+        out["logger"] = text_of(record.name, "logger name")
     out["message"] = _message(event_dict.get("event", ""))
     if record is not None:
         d = record.__dict__
         for name in _EVENT_FIELDS:
             if name in d:
-                out[name] = _safe(d[name])
+                out[name] = _safe(d[name], name=name)
         out.update(_exception_fields(event_dict.get("exc_info") or record.exc_info))
-        for key, value in (d.get(EXTRA_ATTR) or {}).items():
-            out.setdefault(str(key), _safe(value))
+        extra = _safe(d.get(EXTRA_ATTR) or {}, name=EXTRA_ATTR)
+        for key, value in (extra if isinstance(extra, dict) else {}).items():
+            out.setdefault(key, value)
     for key, value in event_dict.items():
         if key in ("event", "exc_info", "_record", "_from_structlog"):
             continue
-        out.setdefault(str(key), _safe(value))
+        text = text_of(key, "key")
+        out.setdefault(text, _safe(value, name=text))
     # ProcessorFormatter.remove_processors_meta takes these off again.
     out["_record"] = record
     out["_from_structlog"] = event_dict.get("_from_structlog", False)
@@ -134,10 +153,7 @@ def record_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
 
 
 def _message(event: Any) -> str:
-    try:
-        return str(event)
-    except Exception as exc:
-        return f"<unprintable message: {type(exc).__name__}>"
+    return text_of(event, "message")
 
 
 def _json_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
@@ -152,22 +168,40 @@ def _json_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
         return json.dumps(_safe(event_dict), ensure_ascii=True, default=_short_repr)
 
 
+def _printable(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose message is text already (no arguments left)."""
+    copy = logging.makeLogRecord(record.__dict__)
+    msg = record.msg
+    if isinstance(msg, str):
+        copy.msg = format_message(text_of(msg, "message"), record.args)
+    elif not isinstance(msg, Mapping):  # structlog's event dicts stay dicts
+        copy.msg = text_of(msg, "message")
+    copy.args = ()
+    return copy
+
+
 class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
     """A ProcessorFormatter whose output is one line, whatever the record."""
 
     def format(self, record: logging.LogRecord) -> str:
         try:
-            text = super().format(record)
+            return super().format(record)
+        except Exception:
+            pass
+        try:
+            # Most likely the message could not be made (an argument whose
+            # __str__ raises): the same line with the message made total.
+            return super().format(_printable(record))
         except Exception as exc:  # never an exception, never a broken line
-            text = json.dumps(
+            return json.dumps(
                 {
-                    "level": str(getattr(record, "levelname", "?")).lower(),
-                    "logger": str(getattr(record, "name", "?")),
-                    "message": _short_repr(getattr(record, "msg", "")),
-                    "format_error": f"{type(exc).__name__}: {exc}",
-                }
+                    "level": text_of(getattr(record, "levelname", "?"), "level"),
+                    "logger": text_of(getattr(record, "name", "?"), "logger name"),
+                    "message": _short_repr(getattr(record, "msg", ""), "message"),
+                    "format_error": describe(exc),
+                },
+                ensure_ascii=True,
             )
-        return text
 
 
 class JsonFormatter(_SafeProcessorFormatter):

@@ -20,6 +20,10 @@ class DeliveryStats:
         rate_limited: 429 answers received.
         dropped: Posts discarded without delivery (queue closed or full).
         failed: Posts given up on after an error.
+        unprintable: ``[unprintable: name]`` markers in the texts this
+            handler rendered: values (a reported meta tensor, a ``context``
+            attribute, a log argument, an exception's message) that raised
+            when turned into text. Each such message is still sent.
 
     Example:
         >>> DeliveryStats().sent
@@ -33,3 +37,4 @@ class DeliveryStats:
     rate_limited: int = 0
     dropped: int = 0
     failed: int = 0
+    unprintable: int = 0

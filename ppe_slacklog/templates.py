@@ -9,7 +9,6 @@ the text and a :class:`TemplateWarning`, given once per template and problem.
 from __future__ import annotations
 
 import _string  # type: ignore[import-not-found]
-import contextlib
 import datetime
 import getpass
 import os
@@ -17,11 +16,20 @@ import shlex
 import socket
 import string
 import sys
-import threading
 import traceback
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
+
+from ._safetext import (
+    TemplateWarning,
+    Unprintable,
+    describe,
+    discard_shown_since,
+    shown,
+    text_of,
+    warn_once,
+    warn_unprintable,
+)
 
 __all__ = [
     "MISSING_MARK",
@@ -47,13 +55,6 @@ Template = str | Callable[..., str] | None
 
 #: Shown in place of a value that a template asked for but could not get.
 MISSING_MARK = "[missing: {}]"
-
-
-class TemplateWarning(UserWarning):
-    """A message template could not be rendered as written.
-
-    The message is still sent, with a marker where the value was missing.
-    """
 
 
 def escape(text: str) -> str:
@@ -132,10 +133,15 @@ def _end_text(esc: Callable[[str], str]) -> str:
 def _error_text(exc: BaseException, esc: Callable[[str], str]) -> str:
     return (
         f"❌ *Error during training. {_identity_text(esc)}*\n"
-        f"{esc(type(exc).__name__)}: {esc(str(exc))}\n"
+        f"{esc(type(exc).__name__)}: {esc(_exception_text(exc))}\n"
         "Traceback:\n"
         "```\n" + esc(_traceback_text(exc)) + "\n```"
     )
+
+
+def _exception_text(exc: BaseException) -> str:
+    # Once per exception type: an error without text must still be reported.
+    return text_of(exc, "error", key=("error", type(exc).__qualname__))
 
 
 def _plain(text: str) -> str:
@@ -225,11 +231,17 @@ class _Trusted(str):
 
 
 class _SafeFormatter(string.Formatter):
-    """``str.format`` that records problems instead of raising them."""
+    """``str.format`` that records problems instead of raising them.
+
+    A value that is missing becomes ``[missing: name]``; one that exists but
+    raises when read, converted or formatted becomes ``[unprintable: name]``.
+    """
 
     def __init__(self, esc: Callable[[str], str]) -> None:
         self._esc = esc
         self.problems: list[str] = []
+        # The field being formatted, to name it in a marker.
+        self._field = ""
 
     def get_value(
         self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -243,11 +255,27 @@ class _SafeFormatter(string.Formatter):
     def get_field(
         self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Any:
+        self._field = field_name
         try:
             return super().get_field(field_name, args, kwargs)
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
-            self.problems.append(f"{{{field_name}}}: {type(exc).__name__}: {exc}")
+            self.problems.append(f"{{{field_name}}}: {describe(exc)}")
             return (_Missing(field_name), field_name)
+        except Exception as exc:  # it is there, but reading it raised
+            return (self._unprintable(exc), field_name)
+
+    def _unprintable(self, exc: Exception) -> Unprintable:
+        marker = Unprintable(self._field, describe(exc))
+        warn_unprintable(marker.name, marker.error)
+        return marker
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if isinstance(value, (_Missing, Unprintable)):
+            return value
+        try:
+            return super().convert_field(value, conversion)
+        except Exception as exc:  # a __repr__ or __str__ that raises
+            return self._unprintable(exc)
 
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, (_Missing, _Trusted)):
@@ -255,38 +283,20 @@ class _SafeFormatter(string.Formatter):
         try:
             text = format(value, format_spec)
         except (ValueError, TypeError) as exc:
-            self.problems.append(f"format spec {format_spec!r}: {exc}")
-            text = f"{value}[bad format: {format_spec}]"
+            self.problems.append(f"format spec {format_spec!r}: {describe(exc)}")
+            text = f"{text_of(value, self._field)}[bad format: {format_spec}]"
+        except Exception as exc:  # a __format__ that raises anything else
+            text = format(self._unprintable(exc), "")
         return self._esc(text)
 
 
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_once(where: str, problem: str, key: str | None = None) -> None:
-    seen = (where, problem if key is None else key)
-    with _warned_lock:
-        if seen in _warned:
-            return
-        _warned.add(seen)
-    # Warnings turned into errors (-W error) must not cost the message.
-    with contextlib.suppress(Exception):
-        warnings.warn(
-            f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
-            "in its place; fix the template, or report the value before this "
-            "event.",
-            TemplateWarning,
-            stacklevel=4,
-        )
-
-
-def _reset_lock_in_child() -> None:
-    global _warned_lock
-    _warned_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_lock_in_child)
+def _warn_once(where: str, problem: str, key: Hashable = None) -> None:
+    warn_once(
+        ("template", where, problem if key is None else key),
+        f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
+        "in its place; fix the template, or report the value before this "
+        "event.",
+    )
 
 
 class _Esc:
@@ -478,6 +488,7 @@ def safe_format(
     # conversion (!r, !s, !a) would escape before the format spec applies:
     # such templates take the slow path, which escapes last.
     fields = template_fields(template) if "!" not in template else None
+    mark = shown()
     if fields is not None:
         # A plain template: its names are known, so look each up once here
         # (what _Lookup does below, without a Python call per name).
@@ -513,6 +524,8 @@ def safe_format(
         else:
             if not lookup.missing:
                 return text
+    # Markers put into text that is thrown away were never shown.
+    discard_shown_since(mark)
     # Something is off: the slower formatter says precisely what it was.
     merged: dict[str, Any] = {} if more is None else dict(more)
     merged.update(variables)
@@ -587,8 +600,8 @@ def render_template(
         else:
             text = template(manager, context)
     except Exception as exc:  # a user callable must not stop training
-        problem = f"the callable raised {type(exc).__name__}: {exc}"
+        problem = f"the callable raised {describe(exc)}"
         # Once per exception type: its message may change at every event.
         _warn_once(where, problem, key=type(exc).__name__)
         return f"{default}\n{MISSING_MARK.format(esc(problem))}"
-    return str(text)
+    return text_of(text, f"{event} message")

@@ -10,11 +10,12 @@ way to check whether a post whose answer was lost was stored.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 
+from ._secret import Secret
 from .delivery import DeliveryApi
 from .handler import SlackHandler
 from .webhookapi import WebhookApi, webhook_label
@@ -22,8 +23,15 @@ from .webhookapi import WebhookApi, webhook_label
 __all__ = ["SecretUrl", "SlackWebhookHandler", "resolve_webhook_url"]
 
 
-class SecretUrl(str):
-    """A webhook URL whose repr hides its secret (``vars(obj)`` shows reprs).
+_ENV: Final = "SLACK_WEBHOOK_URL"
+
+
+class SecretUrl(Secret):
+    """A webhook URL that is never shown or pickled (see :class:`Secret`).
+
+    Its repr names the webhook without its secret, so ``vars()`` of an
+    object holding it is safe to print; a pickled copy reads the URL again
+    from ``SLACK_WEBHOOK_URL`` when loaded.
 
     Example:
         >>> SecretUrl("https://hooks.slack.com/services/T1/B2/s3cr3tXYZ")
@@ -32,18 +40,25 @@ class SecretUrl(str):
 
     __slots__ = ()
 
-    def __repr__(self) -> str:
-        return f"<{webhook_label(self)}>"
+    def __init__(self, value: str, *, env: str = _ENV) -> None:
+        super().__init__(value, env=env)
+
+    @classmethod
+    def from_env(cls, env: str) -> SecretUrl | None:
+        """The URL in ``env``; ``None`` when unset, empty or not a URL.
+
+        Never raises: it runs while a checkpoint is loaded.
+        """
+        try:
+            return _parse(os.environ.get(env, ""), env)
+        except ValueError:
+            return None
+
+    def label(self) -> str:
+        return webhook_label(self.reveal())
 
 
-def resolve_webhook_url(url: str | None) -> SecretUrl | None:
-    """The explicit URL, else ``SLACK_WEBHOOK_URL``, else ``None``.
-
-    Raises:
-        ValueError: The URL is not an http(s) URL (the message shows no secret).
-    """
-    if not (isinstance(url, str) and url.strip()):
-        url = os.environ.get("SLACK_WEBHOOK_URL", "")
+def _parse(url: str, env: str = _ENV) -> SecretUrl | None:
     url = url.strip()
     if not url:
         return None
@@ -53,7 +68,20 @@ def resolve_webhook_url(url: str | None) -> SecretUrl | None:
             "not an Incoming Webhook URL (it must look like "
             f"https://hooks.slack.com/services/...): {webhook_label(url)}"
         )
-    return SecretUrl(url)
+    return SecretUrl(url, env=env)
+
+
+def resolve_webhook_url(url: str | Secret | None) -> SecretUrl | None:
+    """The explicit URL, else ``SLACK_WEBHOOK_URL``, else ``None``.
+
+    Raises:
+        ValueError: The URL is not an http(s) URL (the message shows no secret).
+    """
+    if isinstance(url, Secret):
+        url = url.reveal()
+    if not (isinstance(url, str) and url.strip()):
+        url = os.environ.get(_ENV, "")
+    return _parse(url)
 
 
 class SlackWebhookHandler(SlackHandler):
@@ -84,9 +112,9 @@ class SlackWebhookHandler(SlackHandler):
         ... })  # doctest: +SKIP
     """
 
-    def __init__(self, url: str | None = None, **options: Any) -> None:
-        url = resolve_webhook_url(url)
-        if url is None:
+    def __init__(self, url: str | Secret | None = None, **options: Any) -> None:
+        resolved = resolve_webhook_url(url)
+        if resolved is None:
             raise ValueError(
                 "SlackWebhookHandler needs an Incoming Webhook URL: set the "
                 "SLACK_WEBHOOK_URL environment variable or pass url=..."
@@ -97,8 +125,8 @@ class SlackWebhookHandler(SlackHandler):
                     f"SlackWebhookHandler does not take {name}=: Incoming Webhooks "
                     "post top-level messages to their own channel"
                 )
-        self._url = url
-        super().__init__(webhook_label(url), thread=False, broadcast=(), **options)
+        self._url: SecretUrl | None = resolved
+        super().__init__(resolved.label(), thread=False, broadcast=(), **options)
 
     def _make_api(
         self,
@@ -108,5 +136,6 @@ class SlackWebhookHandler(SlackHandler):
         client: WebClient | None,
         timeout: float,
     ) -> DeliveryApi:
-        url, self._url = self._url, SecretUrl("")  # held by the transport only
-        return WebhookApi.create(url, timeout=timeout)
+        url, self._url = self._url, None  # held by the transport only
+        assert url is not None  # set by __init__ just before
+        return WebhookApi.create(url.reveal(), timeout=timeout)
