@@ -4,29 +4,122 @@ Slack accepts up to 40,000 characters per message but advises at most 4,000
 for readable messages. A long text (a traceback, a long log line) is split at
 line boundaries; a code block that spans a split is closed at the end of one
 message and reopened at the start of the next, so every part renders as code.
+A line longer than a message is cut only where :func:`safe_cut` allows: never
+inside a user-perceived character (a flag, an emoji sequence, a letter with
+its accents), an escaped entity or a run of backticks.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DEFAULT_MAX_CHARS", "split_text"]
+import regex
+
+__all__ = ["DEFAULT_MAX_CHARS", "safe_cut", "split_text"]
 
 #: Slack's recommended upper bound for the ``text`` of one message.
 DEFAULT_MAX_CHARS: Final = 4000
 
 _FENCE: Final = "```"
 
+# Grapheme clusters (UAX #29) come from the ``regex`` package, which follows
+# the Unicode releases: flags, ZWJ sequences, skin tones, keycaps, Hangul and
+# Indic conjuncts are kept whole without tables of our own.
+_CLUSTER: Final = regex.compile(r"\X")
+_CLUSTERS: Final = regex.compile(r"\X{1,256}")  # a long run in few calls
+# Positions that are a cluster boundary whatever the text around them:
+# between two ASCII characters other than CR LF, and after a line feed (every
+# rule that joins characters needs a non-ASCII one). Searched backwards, so
+# that segmenting starts from a true boundary: a flag's halves pair up
+# counting from the start of their run, not from an arbitrary position.
+_ANCHOR: Final = regex.compile(
+    r"(?r)(?:(?<=[\x00-\x7f])(?=[\x00-\x7f])(?!(?<=\r)\n)|(?<=\n))"
+)
+_BACKTICKS: Final = regex.compile(r"(?r)`+")
+# What escape() produces: cutting one in half shows "&am" and "p;" instead.
+_ENTITIES: Final = ("&amp;", "&lt;", "&gt;")
+
+
+def _cluster_floor(text: str, i: int, known: int) -> int:
+    """The last grapheme-cluster boundary at or before ``i``.
+
+    ``known`` (``<= i``) is a boundary to segment from when no ASCII anchor
+    is nearer.
+    """
+    if i >= len(text) or i <= known:
+        return min(i, len(text))
+    before, after = text[i - 1], text[i]
+    ascii_pair = before < "\x80" and after < "\x80" and before + after != "\r\n"
+    if before == "\n" or ascii_pair:
+        return i  # the common case, decided without segmenting
+    found = _ANCHOR.search(text, known, i)
+    pos = found.start() if found is not None else known
+    # Whole runs of clusters that end before i: the text after i cannot
+    # change those boundaries, so matching up to i (endpos) is exact there.
+    while pos < i:
+        run = _CLUSTERS.match(text, pos, i)
+        if run is None or run.end() >= i:
+            break
+        pos = run.end()
+    for cluster in _CLUSTER.finditer(text, pos):
+        if cluster.end() >= i:
+            return i if cluster.end() == i else cluster.start()
+    return i  # not reached: a cluster always ends at or after i < len(text)
+
+
+def _entity_start(text: str, i: int) -> int:
+    """Where the escaped entity around ``i`` starts; ``i`` when none is cut."""
+    amp = text.rfind("&", max(0, i - 4), i)
+    if amp >= 0 and any(
+        text.startswith(entity, amp) and amp + len(entity) > i for entity in _ENTITIES
+    ):
+        return amp
+    return i
+
+
+def _backticks_start(text: str, i: int) -> int:
+    """Where the run of backticks around ``i`` starts; ``i`` when none is cut."""
+    if text[i : i + 1] != "`":
+        return i
+    run = _BACKTICKS.match(text, 0, i)
+    return i if run is None else run.start()
+
+
+def safe_cut(text: str, end: int, start: int = 0) -> int:
+    """The last position after ``start``, at most ``end``, to cut ``text`` at.
+
+    A cut there keeps every grapheme cluster (what a reader sees as one
+    character: 🇯🇵, 👨‍👩‍👧‍👦, 👍🏽, 1️⃣, é written as e and an accent), every escaped
+    entity (``&lt;``) and every run of backticks whole. When no such position
+    lies after ``start`` (one character longer than the room), whole clusters
+    win over the rest, and a cut at ``end`` is the last resort. ``start``
+    must be a cluster boundary (``0``, or an earlier cut).
+
+    Example:
+        >>> text = "ab🇯🇵🇺🇸cd"
+        >>> safe_cut(text, 5), text[:safe_cut(text, 5)]
+        (4, 'ab🇯🇵')
+        >>> safe_cut("x &lt; y", 4)
+        2
+    """
+    if end >= len(text):
+        return len(text)
+    i = end
+    while i > start:
+        j = _backticks_start(text, _entity_start(text, _cluster_floor(text, i, start)))
+        if j == i:
+            return i
+        i = j
+    cluster = _cluster_floor(text, end, start)
+    return cluster if cluster > start else end
+
 
 def _slices(line: str, width: int) -> list[str]:
-    """Cuts ``line`` into pieces of at most ``width``, never inside ``&lt;``."""
+    """Cuts ``line`` into pieces of at most ``width``, where safe_cut allows."""
     pieces: list[str] = []
     start = 0
     while len(line) - start > width:
-        end = start + width
-        amp = line.rfind("&", end - 5, end)
-        if amp > start and ";" not in line[amp:end]:
-            end = amp  # an escaped entity (&amp; &lt; &gt;) stays whole
+        end = safe_cut(line, start + width, start)
         pieces.append(line[start:end])
         start = end
     pieces.append(line[start:])
