@@ -26,25 +26,40 @@ _FENCE: Final = "```"
 # the Unicode releases: flags, ZWJ sequences, skin tones, keycaps, Hangul and
 # Indic conjuncts are kept whole without tables of our own.
 _CLUSTER: Final = regex.compile(r"\X")
-_CLUSTERS: Final = regex.compile(r"\X{1,256}")  # a long run in few calls
+# Segmenting looks at most this far back from a cut. A cluster longer than
+# this (hundreds of combining marks) is cut inside as if it were text.
+_WINDOW: Final = 512
 # Positions that are a cluster boundary whatever the text around them:
 # between two ASCII characters other than CR LF, and after a line feed (every
-# rule that joins characters needs a non-ASCII one). Searched backwards, so
-# that segmenting starts from a true boundary: a flag's halves pair up
-# counting from the start of their run, not from an arbitrary position.
+# rule that joins characters needs a non-ASCII one). Searched backwards.
 _ANCHOR: Final = regex.compile(
     r"(?r)(?:(?<=[\x00-\x7f])(?=[\x00-\x7f])(?!(?<=\r)\n)|(?<=\n))"
 )
+_TWO_RI: Final = regex.compile(r"\p{Regional_Indicator}{2}")
+_NOT_RI: Final = regex.compile(r"(?r)\P{Regional_Indicator}")
 _BACKTICKS: Final = regex.compile(r"(?r)`+")
 # What escape() produces: cutting one in half shows "&am" and "p;" instead.
 _ENTITIES: Final = ("&amp;", "&lt;", "&gt;")
 
 
+def _flag_aligned(text: str, pos: int, known: int) -> int:
+    """``pos``, or one before it when it falls inside a flag.
+
+    Flags are pairs of regional indicators counted from the start of their
+    run (UAX #29, GB12/13), so which side of ``pos`` pairs up depends on how
+    far back the run starts.
+    """
+    if pos <= known or _TWO_RI.match(text, pos - 1) is None:
+        return pos
+    other = _NOT_RI.search(text, known, pos)
+    run_start = known if other is None else other.end()
+    return pos - (pos - run_start) % 2
+
+
 def _cluster_floor(text: str, i: int, known: int) -> int:
     """The last grapheme-cluster boundary at or before ``i``.
 
-    ``known`` (``<= i``) is a boundary to segment from when no ASCII anchor
-    is nearer.
+    ``known`` (``<= i``) is a boundary: segmenting never starts before it.
     """
     if i >= len(text) or i <= known:
         return min(i, len(text))
@@ -52,18 +67,16 @@ def _cluster_floor(text: str, i: int, known: int) -> int:
     ascii_pair = before < "\x80" and after < "\x80" and before + after != "\r\n"
     if before == "\n" or ascii_pair:
         return i  # the common case, decided without segmenting
-    found = _ANCHOR.search(text, known, i)
-    pos = found.start() if found is not None else known
-    # Whole runs of clusters that end before i: the text after i cannot
-    # change those boundaries, so matching up to i (endpos) is exact there.
-    while pos < i:
-        run = _CLUSTERS.match(text, pos, i)
-        if run is None or run.end() >= i:
-            break
-        pos = run.end()
-    for cluster in _CLUSTER.finditer(text, pos):
-        if cluster.end() >= i:
-            return i if cluster.end() == i else cluster.start()
+    lowest = max(known, i - _WINDOW)
+    found = _ANCHOR.search(text, lowest, i)
+    start = found.start() if found is not None else _flag_aligned(text, lowest, known)
+    # A slice, so that the library cannot look back before the start (it
+    # does for flags, which costs the whole run for every cluster).
+    window = text[start : i + _WINDOW]
+    for cluster in _CLUSTER.finditer(window):
+        if start + cluster.end() >= i:
+            end = start + cluster.end()
+            return i if end == i else start + cluster.start()
     return i  # not reached: a cluster always ends at or after i < len(text)
 
 
@@ -91,9 +104,10 @@ def safe_cut(text: str, end: int, start: int = 0) -> int:
     A cut there keeps every grapheme cluster (what a reader sees as one
     character: 🇯🇵, 👨‍👩‍👧‍👦, 👍🏽, 1️⃣, é written as e and an accent), every escaped
     entity (``&lt;``) and every run of backticks whole. When no such position
-    lies after ``start`` (one character longer than the room), whole clusters
-    win over the rest, and a cut at ``end`` is the last resort. ``start``
-    must be a cluster boundary (``0``, or an earlier cut).
+    lies after ``start`` and within a few hundred characters of ``end`` (one
+    "character" of hundreds of combining marks), whole clusters win over the
+    rest, and a cut at ``end`` is the last resort. ``start`` must be a
+    cluster boundary (``0``, or an earlier cut).
 
     Example:
         >>> text = "ab🇯🇵🇺🇸cd"
@@ -104,14 +118,17 @@ def safe_cut(text: str, end: int, start: int = 0) -> int:
     """
     if end >= len(text):
         return len(text)
+    # No further back than a cluster may reach (see _WINDOW): a run of
+    # combining marks longer than that is cut like any text.
+    lowest = max(start, end - _WINDOW)
     i = end
-    while i > start:
+    while i > lowest:
         j = _backticks_start(text, _entity_start(text, _cluster_floor(text, i, start)))
         if j == i:
             return i
         i = j
     cluster = _cluster_floor(text, end, start)
-    return cluster if cluster > start else end
+    return cluster if cluster > lowest else end
 
 
 def _slices(line: str, width: int) -> list[str]:
