@@ -158,3 +158,18 @@ def test_safe_cut_never_splits_a_run_of_backticks() -> None:
         0, 1, 2, 3, 3, 3, 6, 7, 8, 9,
     ]  # fmt: skip
     assert safe_cut("ab\r\ncd", 3) == 2  # CR LF is one character too
+
+
+@pytest.mark.parametrize("lead", ["", "🇯", "x🇯"], ids=["even", "odd", "ascii-odd"])
+def test_long_runs_of_flags_pair_up_from_the_start_of_the_run(lead: str) -> None:
+    # Cuts far from any ASCII character: which regional indicators pair up
+    # depends on where the run started, hundreds of characters back.
+    text = lead + "🇯🇵" * 3000
+    parts = split_text(text, 2001)
+    assert "".join(parts) == text
+    assert set(_cuts(parts)) <= _boundaries(text)
+    # A line of 200,000 flags (the library's own segmenting would look back
+    # over the whole run for each flag) is split quickly and correctly too.
+    parts = split_text("🇺🇸" * 200_000, 4000)
+    assert len(parts) == 101
+    assert all(p.startswith("🇺🇸") and len(p) % 2 == 0 for p in parts)
