@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 
 from . import _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
+from .capping import cap_text, record_limit
 from .chunking import DEFAULT_MAX_CHARS
 from .delivery import (
     DeliveryApi,
@@ -81,6 +82,10 @@ class SlackHandler(logging.Handler):
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
         max_message_chars: Longer texts are split into several messages.
+        max_record_chars: Longest text of one record (default: three
+            messages' worth); the middle of a longer one is left out, with
+            a line saying how much, so that one huge record cannot hold up
+            the records after it.
         max_queue_records: Most records waiting for Slack; past it the
             oldest trigger and sub-WARNING records are dropped first.
         max_queue_bytes: Most (approximate) bytes waiting for Slack.
@@ -126,6 +131,7 @@ class SlackHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         flush_timeout: float = 10.0,
         max_message_chars: int = DEFAULT_MAX_CHARS,
+        max_record_chars: int | None = None,
         max_queue_records: int = DEFAULT_MAX_RECORDS,
         max_queue_bytes: int = DEFAULT_MAX_BYTES,
         rate_limit: float | None = DEFAULT_RATE,
@@ -148,6 +154,7 @@ class SlackHandler(logging.Handler):
                 f"broadcast names unknown event kind(s) {sorted(unknown)}; "
                 f"use some of {list(EVENT_KINDS)}"
             )
+        self.max_record_chars = record_limit(max_record_chars, max_message_chars)
         self.setFormatter(
             SlackFormatter(
                 msg=msg,
@@ -269,7 +276,9 @@ class SlackHandler(logging.Handler):
         _safetext.count_shown_since(shown, self.stats)
         if not text and not files:
             return None
-        text = text or ""
+        # Capped once per record, before queueing: the queue's byte bound and
+        # the sender's time then go to many records, not to one.
+        text = cap_text(text or "", self.max_record_chars)
         if event is None:
             return Post(text=text, level=record_level(record), label="log record")
         return Post(

@@ -144,7 +144,9 @@ def test_server_errors_are_retried(emu: SlackEmulator) -> None:
 
 
 def test_long_traceback_is_split_in_code_blocks(emu: SlackEmulator) -> None:
-    handler = SlackHandler(CHANNEL, emu.token, base_url=emu.base_url)
+    handler = SlackHandler(
+        CHANNEL, emu.token, base_url=emu.base_url, max_record_chars=40_000
+    )
     logger = logging.getLogger("myproject")
     logger.addHandler(handler)
     lines = [f"line {i:05d} " + "x" * 60 for i in range(300)]
