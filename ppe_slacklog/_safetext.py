@@ -230,7 +230,8 @@ def format_message(msg: str, args: Any, esc: Callable[[str], str] = _plain) -> s
 
 
 _warned: set[Hashable] = set()
-_warned_lock = threading.Lock()
+# Re-entrant: a signal handler or __del__ may log a bad value inside it.
+_warned_lock = threading.RLock()
 
 
 def warn_once(key: Hashable, message: str, stacklevel: int = 3) -> None:
@@ -257,7 +258,7 @@ def warn_unprintable(name: str, error: str, *, key: Hashable = None) -> None:
 
 def _reset_lock_in_child() -> None:
     global _warned_lock
-    _warned_lock = threading.Lock()
+    _warned_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_reset_lock_in_child)
