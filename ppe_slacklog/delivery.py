@@ -12,6 +12,7 @@ Nothing here raises into the caller.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import queue
@@ -170,6 +171,16 @@ def holds_logging_lock() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
+def _place(base_url: str) -> str:
+    """A key for where requests go that does not show it (a webhook URL is secret).
+
+    Example:
+        >>> _place("https://slack.com/api/") == _place("https://slack.com/api/")
+        True
+    """
+    return hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+
+
 def _thread_start_in_progress() -> bool:
     # A post logged by a __del__ or a signal handler while this thread
     # starts a sender must not start one itself; nor while Thread.start()
@@ -227,7 +238,7 @@ class Outbox:
         # Slack took longer than a turn to answer the last post.
         self._slow = False
         # Outboxes that deliver to the same place share threads and order.
-        self._route = (api.base_url, channel_key(channel))
+        self._route = (_place(api.base_url), channel_key(channel))
         self._threads = run_threads()
         self._once = Once()
         # key -> (finder, keep looking while it answers None)
@@ -293,7 +304,7 @@ class Outbox:
 
     def submit(self, post: Post) -> None:
         """Queues ``post``; returns at once, never waits for a lock or the network."""
-        if not self._accepting:
+        if not self._accepting and not self._reopen():
             self._refuse(post)
             return
         if not self._lock.acquire(blocking=False):
@@ -302,7 +313,7 @@ class Outbox:
             self._inbox.put(post)
             return
         try:
-            if not self._accepting:  # closed while we got here
+            if not self._accepting and not self._reopen():  # closed meanwhile
                 self._refuse(post)
                 return
             self._intake()
@@ -314,6 +325,20 @@ class Outbox:
             self._lock.release()
         if start:
             self._ensure_sender()
+
+    def _reopen(self) -> bool:
+        """Takes posts again after a reconfiguration closed a handler still in use.
+
+        ``logging.config`` closes every handler it knows, also those it
+        leaves attached to loggers it does not configure (the extension's
+        own handler, a handler added by code): records that still reach one
+        are delivered as before.
+        """
+        if not self._retiring or self._stopping:
+            return False
+        self._accepting = True
+        self._retiring = False
+        return True
 
     def _refuse(self, post: Post) -> None:
         self.stats.dropped += post.repeat

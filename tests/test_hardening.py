@@ -362,3 +362,29 @@ def test_logging_shutdown_still_delivers(emu: SlackEmulator) -> None:
     assert sorted(m.text for m in emu.messages()) == sorted(
         f"⚠️ *myproject.{c}* to {c}" for c in channels
     )
+
+
+def test_the_extensions_own_handler_survives_a_dictconfig_for_other_loggers(
+    slack_env: SlackEmulator,
+) -> None:
+    # dictConfig closes every handler it knows, also the extension's own one,
+    # which it leaves attached to the training logger.
+    manager = make_manager(max_epochs=4, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}"), trigger=(1, "epoch")
+    )
+    while not manager.stop_trigger:
+        with manager.run_iteration():
+            if manager.iteration == 2:
+                logging.config.dictConfig(
+                    {
+                        "version": 1,
+                        "disable_existing_loggers": False,
+                        "loggers": {"myproject": {"level": "INFO"}},
+                    }
+                )
+    lines = _lines(slack_env)
+    assert [line for line in lines if line.startswith("epoch")] == [
+        f"epoch {e}" for e in range(1, 5)
+    ]
+    assert any("Training finished" in line for line in lines)
