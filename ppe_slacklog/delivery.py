@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
+from . import _forkpipe
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
@@ -228,6 +229,8 @@ class Outbox:
 
     def submit(self, post: Post) -> None:
         """Queues ``post``; returns at once, never touches the network."""
+        if _forkpipe.forward(self, post):  # a forked child: the parent sends it
+            return
         with self._cond:
             if self._closed:
                 self.stats.dropped += 1
@@ -270,6 +273,7 @@ class Outbox:
         if self._expired():
             timeout = 0.0
         deadline = time.monotonic() + max(timeout, 0.0)
+        _forkpipe.settle(deadline)  # posts forked children already wrote
         with self._cond:
             while self.pending:
                 remaining = deadline - time.monotonic()
