@@ -170,3 +170,38 @@ def test_a_child_whose_parent_is_gone_delivers_by_itself(emu: SlackEmulator) -> 
         "⚠️ *myproject* from the orphan",
         "⚠️ *myproject* from the parent",
     ]
+
+
+def test_a_record_cut_off_by_a_dying_child_is_counted_and_reported(
+    emu: SlackEmulator,
+) -> None:
+    result = _run(
+        emu,
+        """
+        import logging, os, pickle
+        from ppe_slacklog import SlackHandler, _forkpipe
+        from ppe_slacklog.queueing import Post
+
+        handler = SlackHandler("experiment-progress")
+        log = logging.getLogger("myproject")
+        log.addHandler(handler)
+        pid = os.fork()
+        if pid == 0:
+            log.warning("whole")
+            # What a child killed while writing leaves: half a frame.
+            writer = _forkpipe._writer
+            payload = pickle.dumps(Post("cut off"))
+            frame = _forkpipe._HEADER.pack(os.getpid(), id(handler._outbox),
+                                           len(payload)) + payload
+            os.write(writer.fd, frame[: len(frame) // 2])
+            os._exit(0)
+        os.waitpid(pid, 0)
+        handler.flush()
+        print(handler.stats.dropped)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]
+    assert "logged in forked process" in result.stderr
+    assert "was lost: the process ended while sending it" in result.stderr
+    assert _lines(emu) == ["⚠️ *myproject* whole"]
