@@ -241,8 +241,9 @@ class _Reader:
 
 _cond = threading.Condition()
 _readers: list[_Reader] = []
-# The pipe made for the fork under way: (read end, write end, outboxes).
-_pending: tuple[int, int, _Keys] | None = None
+# The pipe made for the fork under way in this thread (two threads may fork
+# at once): read end, write end, outboxes.
+_forking = threading.local()
 # In a forked child: where its posts for inherited outboxes go.
 _writer: _Writer | None = None
 
@@ -280,9 +281,14 @@ def settle(deadline: float) -> None:
             _cond.wait(min(remaining, _SETTLE_POLL))
 
 
+def _take_pending() -> tuple[int, int, _Keys] | None:
+    pending: tuple[int, int, _Keys] | None = getattr(_forking, "pipe", None)
+    _forking.pipe = None
+    return pending
+
+
 def _before_fork() -> None:
-    global _pending
-    _pending = None
+    _forking.pipe = None
     outboxes = list(delivery._outboxes)
     if all(o.closed for o in outboxes):
         return  # nothing could be logged to Slack in the child
@@ -291,12 +297,11 @@ def _before_fork() -> None:
         read_end, write_end = os.pipe()
     except OSError:
         return  # out of descriptors: the child delivers by itself
-    _pending = (read_end, write_end, keys)
+    _forking.pipe = (read_end, write_end, keys)
 
 
 def _after_fork_in_parent() -> None:
-    global _pending
-    pending, _pending = _pending, None
+    pending = _take_pending()
     if pending is None:
         return
     read_end, write_end, keys = pending
@@ -313,8 +318,8 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _pending, _writer, _cond, _readers
-    pending, _pending = _pending, None
+    global _writer, _cond, _readers
+    pending = _take_pending()
     # The parent's state: its readers' descriptors, a lock its threads may
     # have held at fork time, the pipe to our grandparent.
     for reader in _readers:
