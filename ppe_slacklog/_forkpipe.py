@@ -66,36 +66,35 @@ class _Writer:
         self.pid = os.getpid()
         self.keys = keys
         self.broken = False
-        self._lock = threading.Lock()
-        self._owner: int | None = None
-        # Frames of a re-entrant call (a signal handler or __del__ logging
-        # during our write): written by the interrupted call when it resumes.
+        # Re-entrant: a signal handler or a __del__ may log on this thread
+        # while it writes. Frames it logs while a frame is half written wait
+        # in the backlog; the interrupted call writes them before returning.
+        self._lock = threading.RLock()
+        self._writing = False
         self._backlog: collections.deque[bytes] = collections.deque()
 
     def send(self, key: int, post: Post) -> bool:
         """Writes one post; ``False`` if the pipe is broken (deliver it here)."""
         payload = pickle.dumps(post, protocol=pickle.HIGHEST_PROTOCOL)
         frame = _HEADER.pack(self.pid, key, len(payload)) + payload
-        me = threading.get_ident()
-        if self._owner == me:
-            self._backlog.append(frame)
-            return True
-        sent: bool | None = None
-        # Frames queued by a re-entrant call until this thread let go of the
-        # lock are written before returning: the caller may os._exit next.
-        while sent is None or self._backlog:
-            with self._lock:
-                if self.broken:
-                    return bool(sent)
-                self._owner = me
-                try:
-                    if sent is None:
-                        sent = self._write(frame)
-                    while self._backlog and not self.broken:
-                        self._write(self._backlog.popleft())
-                finally:
-                    self._owner = None
-        return sent
+        with self._lock:
+            if self._writing:
+                self._backlog.append(frame)
+                return True
+            if self.broken:
+                return False
+            sent = self._write_whole(frame)
+            # The caller may os._exit next: nothing may stay behind.
+            while self._backlog and not self.broken:
+                self._write_whole(self._backlog.popleft())
+            return sent
+
+    def _write_whole(self, frame: bytes) -> bool:
+        self._writing = True
+        try:
+            return self._write(frame)
+        finally:
+            self._writing = False
 
     def _write(self, data: bytes) -> bool:
         view = memoryview(data)
@@ -124,7 +123,7 @@ class _Writer:
         self._backlog.clear()
         why = "is gone" if isinstance(exc, BrokenPipeError) else "does not read"
         _once.warn(
-            ("broken",),
+            ("broken", str(os.getpid())),
             f"ppe_slacklog: the parent of forked process {os.getpid()} {why}; "
             "its records for Slack are now delivered from this process (what "
             "is still queued when it exits with os._exit is lost)"

@@ -24,7 +24,7 @@ def _run(emu: SlackEmulator, code: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=90,
     )
 
 
@@ -205,3 +205,56 @@ def test_a_record_cut_off_by_a_dying_child_is_counted_and_reported(
     assert "logged in forked process" in result.stderr
     assert "was lost: the process ended while sending it" in result.stderr
     assert _lines(emu) == ["⚠️ *myproject* whole"]
+
+
+def test_a_signal_handler_logging_in_a_child_neither_hangs_nor_loses(
+    emu: SlackEmulator,
+) -> None:
+    result = _run(
+        emu,
+        """
+        import logging, os, signal
+        from ppe_slacklog import SlackHandler
+        from ppe_slacklog.queueing import Post
+        from ppe_slacklog.slackapi import FileData
+
+        handler = SlackHandler("experiment-progress", rate_limit=None)
+        log = logging.getLogger("myproject")
+        log.addHandler(handler)
+        pid = os.fork()
+        if pid == 0:
+            ticks = 0
+
+            def on_alarm(signum, frame):
+                global ticks
+                ticks += 1
+                log.warning("tick %d", ticks)
+
+            # Posts with files of 2 MB (what an event with plots becomes)
+            # take many writes to the pipe: the handler runs between them, on
+            # the thread that is half-way through a frame, and logs again.
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+            for i in range(4):
+                plot = FileData(f"plot{i}.bin", bytes([i]) * 2_000_000)
+                handler._outbox.submit(Post(f"plot {i}", files=(plot,)))
+                for j in range(20):
+                    log.warning("record %d.%d", i, j)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            log.warning("ticks: %d", ticks)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    files = sorted((f.name, f.content) for f in emu.files)
+    assert files == [(f"plot{i}.bin", bytes([i]) * 2_000_000) for i in range(4)]
+    lines = _lines(emu)
+    records = [line for line in lines if line.startswith("⚠️ *myproject* record")]
+    assert len(records) == 80
+    (summary,) = [line for line in lines if line.startswith("⚠️ *myproject* ticks:")]
+    ticks = int(summary.rsplit(" ", 1)[1])
+    assert ticks > 0
+    got = sorted(line for line in lines if line.startswith("⚠️ *myproject* tick "))
+    assert got == sorted(f"⚠️ *myproject* tick {n}" for n in range(1, ticks + 1))
