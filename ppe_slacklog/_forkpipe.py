@@ -233,8 +233,8 @@ class _Reader:
         _once.warn(
             ("lost", self.child),
             f"ppe_slacklog: a record{where} logged in {self.child} was lost: "
-            "the process ended while sending it, or its handler was closed "
-            "here. Later records are delivered.",
+            "the process ended (or gave up) while sending it, or its handler "
+            "was closed here. Later records are delivered.",
         )
 
 
