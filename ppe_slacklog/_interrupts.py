@@ -86,10 +86,6 @@ def finishing() -> Iterator[None]:
     stops. Someone else's ``SIGTERM`` handler stays in charge. On another
     thread than the main one, the held signal is raised again when the
     block ends (the main thread then exits the way it would have).
-
-    Example:
-        >>> with finishing():
-        ...     pass  # flush the last messages
     """
     global _finishing, _held
     with _lock:
