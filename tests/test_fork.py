@@ -81,7 +81,7 @@ def test_dataloader_worker_records_all_arrive(emu: SlackEmulator) -> None:
         """,
     )
     assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr
+    assert "SlackDeliveryWarning" not in result.stderr, result.stderr
     lines = _lines(emu)
     items = sorted(line for line in lines if " item " in line)
     assert items == sorted(
@@ -132,7 +132,7 @@ def test_records_of_a_child_that_exits_at_once_all_arrive(emu: SlackEmulator) ->
         """,
     )
     assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr
+    assert "SlackDeliveryWarning" not in result.stderr, result.stderr
     lines = _lines(emu)
     for who in ("main", "thread"):
         got = sorted(line for line in lines if line.startswith(f"⚠️ *myproject* {who} "))
@@ -247,7 +247,7 @@ def test_a_signal_handler_logging_in_a_child_neither_hangs_nor_loses(
         """,
     )
     assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr
+    assert "SlackDeliveryWarning" not in result.stderr, result.stderr
     files = sorted((f.name, f.content) for f in emu.files)
     assert files == [(f"plot{i}.bin", bytes([i]) * 2_000_000) for i in range(4)]
     lines = _lines(emu)
