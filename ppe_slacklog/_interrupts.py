@@ -11,6 +11,13 @@ SlackHandler against one deadline.
 ``SIGTERM`` is turned into ``SystemExit(143)`` while a run is watched, and
 only when nobody else handles the signal: ``finally`` blocks run and the
 process exits with the status a shell reports for a SIGTERM kill.
+
+While a run's last messages are flushed (:func:`finishing`: ``finalize``,
+``on_error``; and the exit hooks, once a watched run's process is exiting),
+a ``SIGTERM`` does not cut the flush short: it is held until the flush ends
+(within its bound), and the process then exits with 143. A scheduler that
+stops a job just as it finishes, or torchrun stopping rank 0 because another
+rank failed (twice, under ``srun``), still gets every queued message out.
 """
 
 from __future__ import annotations
@@ -22,12 +29,12 @@ import signal
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from ._safetext import text_of
 
-__all__ = ["unwatch", "watch"]
+__all__ = ["finishing", "unwatch", "watch"]
 
 _EXIT_REASON: Final = "the process exited (sys.exit() or the end of the program)"
 
@@ -42,6 +49,13 @@ _owner_pid: int | None = None
 # interpreter, or a forked child would chain ours onto itself.
 _hooked = False
 _previous_excepthook: Callable[..., Any] = sys.excepthook
+# Flushes under way that a SIGTERM must not cut short, and the SIGTERM that
+# arrived meanwhile (exit once they end). Only the owner process's.
+_finishing = 0
+_held: int | None = None
+# The exit hooks of a process that watched a run are running: it is ending
+# anyway, within the drain's bound; a SIGTERM now would only lose messages.
+_exiting = False
 
 
 def watch(key: object, emit: Callable[[str], None]) -> None:
@@ -61,7 +75,38 @@ def unwatch(key: object) -> None:
         _watched.pop(id(key), None)
         if not _watched:
             _reason = None
-            _uninstall()
+            if not _finishing:
+                _uninstall()
+
+
+@contextlib.contextmanager
+def finishing() -> Iterator[None]:
+    """Holds a ``SIGTERM`` until the block ends, then exits with status 143.
+
+    For a run's final flush (``finalize``, ``on_error``): the messages it
+    waits for are delivered (within the flush's bound) before the process
+    stops. Someone else's ``SIGTERM`` handler stays in charge. On another
+    thread than the main one, the held signal is raised again when the
+    block ends (the main thread then exits the way it would have).
+    """
+    global _finishing, _held
+    with _lock:
+        _finishing += 1
+        _install()
+    try:
+        yield
+    finally:
+        with _lock:
+            _finishing -= 1
+            held = _held if not _finishing else None
+            if held is not None:
+                _held = None
+            if not _watched and not _finishing:
+                _uninstall()
+        if held is not None:
+            if threading.current_thread() is threading.main_thread():
+                raise SystemExit(128 + held)
+            signal.raise_signal(held)
 
 
 def _note(reason: str) -> None:
@@ -71,6 +116,13 @@ def _note(reason: str) -> None:
 
 
 def _on_sigterm(signum: int, frame: types.FrameType | None) -> None:
+    global _held
+    if os.getpid() == _owner_pid and (_finishing or _exiting):
+        # The last messages are on their way: finish them, then exit.
+        _note("SIGTERM received (the job was stopped or pre-empted)")
+        if _finishing:
+            _held = signum
+        return
     if os.getpid() != _owner_pid or not _watched:
         # A forked child (a DataLoader worker), or a stale call through a
         # handler that chained to ours: die the default way.
@@ -134,11 +186,15 @@ def _uninstall() -> None:
 
 
 def _at_exit() -> None:
+    global _exiting
     with _lock:
         pid = os.getpid()
         due = [emit for owner, emit in _watched.values() if owner == pid]
         _watched.clear()
         reason = _reason or _EXIT_REASON
+        # The drain that follows (the handler module's exit hook) delivers
+        # what these runs queued: a SIGTERM must not cut it short.
+        _exiting = bool(due)
     for emit in due:
         # Exiting anyway: a failure here has nobody left to tell.
         with contextlib.suppress(Exception):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
+from . import _forkpipe
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
@@ -304,6 +305,8 @@ class Outbox:
 
     def submit(self, post: Post) -> None:
         """Queues ``post``; returns at once, never waits for a lock or the network."""
+        if _forkpipe.forward(self, post):  # a forked child: the parent sends it
+            return
         if not self._accepting and not self._reopen():
             self._refuse(post)
             return
@@ -411,6 +414,7 @@ class Outbox:
     def _wait_delivered(self, timeout: float) -> bool:
         self._ensure_sender()
         deadline = time.monotonic() + max(timeout, 0.0)
+        _forkpipe.settle(deadline)  # posts forked children already wrote
         with self._cond:
             self._intake()
             while self.pending:

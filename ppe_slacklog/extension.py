@@ -620,12 +620,18 @@ class Slack(extension.Extension):
 
     @_never_raises
     def finalize(self, manager: Any) -> None:
-        """Posts the end message and waits (bounded) until Slack has it."""
-        self._disconnect()
-        if self._posts("end"):
-            self._emit("end", manager)
-        self._flush()
-        self._detach_own_handler()
+        """Posts the end message and waits (bounded) until Slack has it.
+
+        A ``SIGTERM`` meanwhile (the job stopped just as it finished) waits
+        for this flush, then the process exits with status 143. The run did
+        finish: no interruption is reported.
+        """
+        with _interrupts.finishing():
+            self._disconnect()
+            if self._posts("end"):
+                self._emit("end", manager)
+            self._flush()
+            self._detach_own_handler()
 
     @_never_raises
     def on_error(
@@ -634,10 +640,15 @@ class Slack(extension.Extension):
         exc: Exception,
         tb: types.TracebackType,
     ) -> None:
-        """Posts the error message with its traceback and waits until sent."""
-        self._disconnect()
-        self._emit("error", manager, exc=exc)
-        self._flush()
+        """Posts the error message with its traceback and waits until sent.
+
+        A ``SIGTERM`` meanwhile waits for this flush, then the process exits
+        with status 143.
+        """
+        with _interrupts.finishing():
+            self._disconnect()
+            self._emit("error", manager, exc=exc)
+            self._flush()
 
     @_never_raises
     def _interrupted(self, manager: Any, reason: str) -> None:

@@ -11,6 +11,8 @@ ppe's ``autoload``). Modes:
 * ``fail``: raise an exception at iteration 12 (ppe calls ``on_error``);
 * ``finish``: train to the end.
 
+With ``CHILD_SAY=1`` it prints ``<event> logged`` when the end, error or
+interrupted record is logged (right before the flush that delivers it).
 ``CHILD_CHANNEL`` picks the channel, ``CHILD_FLUSH_TIMEOUT`` configures a
 SlackHandler with that ``flush_timeout`` instead of the extension's own, and
 with ``CHILD_SECOND=1`` a second such handler (and a second extension) for
@@ -32,8 +34,18 @@ import ppe_slacklog
 CHANNEL = os.environ.get("CHILD_CHANNEL", "experiment-progress")
 
 
+def _say(record: logging.LogRecord) -> bool:
+    event = getattr(record, "ppe_event", None)
+    if event in ("end", "error", "interrupted"):
+        print(f"{event} logged", flush=True)
+    return True
+
+
 def main() -> None:
     mode = sys.argv[1]
+    if os.environ.get("CHILD_SAY") == "1":
+        # A filter, not a handler: the logging configuration stays as it was.
+        logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).addFilter(_say)
     second = os.environ.get("CHILD_SECOND") == "1"
     if os.environ.get("CHILD_FLUSH_TIMEOUT"):
         timeout = float(os.environ["CHILD_FLUSH_TIMEOUT"])

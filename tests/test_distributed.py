@@ -16,12 +16,15 @@ SCRIPT = Path(__file__).with_name("dist_training.py")
 HOST = socket.gethostname()
 
 
-def _torchrun(emu: SlackEmulator, mode: str) -> subprocess.CompletedProcess[str]:
+def _torchrun(
+    emu: SlackEmulator, mode: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": emu.token,
         "SLACK_API_URL": emu.base_url,
         "OMP_NUM_THREADS": "1",
+        **extra,
     }
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", "2", "--monitor-interval", "0.1"]
@@ -90,3 +93,20 @@ def test_a_failing_rank_is_named_in_the_thread(failed_job) -> None:  # type: ign
     assert interrupted[0].text.startswith(f"`rank 0 of 2 on {HOST}`")
     assert "SIGTERM" in interrupted[0].text
     assert not any("Training finished" in m.text for m in thread)
+
+
+def test_rank_0_stopped_during_its_final_flush_delivers_it(tmp_path: Path) -> None:
+    with SlackEmulator() as emu:
+        # Slack is slow: rank 0 is still flushing when rank 1 crashes and
+        # torchrun stops rank 0 with SIGTERM.
+        emu.set_latency(1.0)
+        result = _torchrun(emu, "late", DIST_MARKER=str(tmp_path / "end-logged"))
+        assert result.returncode != 0
+        # The SIGTERM came before rank 0's training loop returned: in finalize.
+        assert "rank 0 done" not in result.stdout, result.stderr[-3000:]
+        texts = [m.text for m in _thread(emu, "experiment-progress")]
+    assert "Training started" in texts[0]
+    assert "\n".join(texts[1:-1]).splitlines() == ["epoch 1", "epoch 2"]
+    # Training had finished: the end message, and no claim of an interruption.
+    assert "Training finished" in texts[-1]
+    assert not any("Training interrupted" in t for t in texts)

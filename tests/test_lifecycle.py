@@ -118,6 +118,65 @@ def test_runs_that_end_properly_post_nothing_extra(
         assert "RuntimeError: child failed" in thread[-1].text
 
 
+def _wait_for_line(child: subprocess.Popen[str], line: str) -> None:
+    assert child.stdout is not None
+    while (got := child.stdout.readline()) != f"{line}\n":
+        assert got, f"the child ended before printing {line!r}"
+
+
+@pytest.mark.parametrize(("mode", "event"), [("finish", "end"), ("fail", "error")])
+def test_sigterm_during_the_final_flush_finishes_it(
+    emu: SlackEmulator, mode: str, event: str
+) -> None:
+    # A slow Slack: finalize (on_error) is still flushing when SIGTERM comes.
+    emu.set_latency(0.8)
+    child = _spawn(emu, mode, CHILD_SAY="1")
+    try:
+        _wait_for_line(child, f"{event} logged")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    texts = [m.text for m in _thread(emu)]
+    lines = "\n".join(texts[1:-1]).splitlines()
+    if mode == "finish":
+        # The run had finished training: the end message says so, and
+        # nothing claims it was interrupted.
+        assert [t.split(" loss")[0] for t in lines] == [
+            f"epoch {n}" for n in (1, 2, 3, 4)
+        ]
+        assert "Training finished" in texts[-1]
+    else:
+        assert [t.split(" loss")[0] for t in lines] == ["epoch 1", "epoch 2"]
+        assert "RuntimeError: child failed" in texts[-1]
+    assert _interrupted(_thread(emu)) == []
+
+
+def test_second_sigterm_during_the_exit_flush_finishes_it(emu: SlackEmulator) -> None:
+    # Under srun + torchrun a rank gets SIGTERM twice: from the scheduler and
+    # from torchrun. The second must not cut short the flush of the first.
+    emu.set_latency(0.8)
+    child = _spawn(emu, "wait", CHILD_SAY="1")
+    try:
+        _wait_for_line(child, "ready")
+        child.send_signal(signal.SIGTERM)
+        _wait_for_line(child, "interrupted logged")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    thread = _thread(emu)
+    (message,) = _interrupted(thread)
+    assert message is thread[-1]
+    assert "SIGTERM received" in message.text
+    lines = "\n".join(m.text for m in thread[1:-1]).splitlines()
+    assert [t.split(" loss")[0] for t in lines] == ["epoch 1", "epoch 2"]
+
+
 def test_exit_with_slack_down_is_bounded(emu: SlackEmulator) -> None:
     emu.set_outage(True)
     # The child's handler waits at most 1 s at exit; the subprocess timeout
