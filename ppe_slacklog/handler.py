@@ -431,8 +431,11 @@ _live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
 def _called_by_logging_shutdown() -> bool:
     # logging.shutdown() flushes and closes handlers one after the other;
     # it calls flush() directly (through our flush, hence two frames up).
-    frame = sys._getframe(2)
-    return frame is not None and frame.f_code is logging.shutdown.__code__
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called with no Python frame above (atexit, a C callback)
+        return False
+    return frame.f_code is logging.shutdown.__code__
 
 
 def _outboxes_with_work() -> list[Outbox]:

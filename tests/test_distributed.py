@@ -106,7 +106,8 @@ def test_rank_0_stopped_during_its_final_flush_delivers_it(tmp_path: Path) -> No
         assert "rank 0 done" not in result.stdout, result.stderr[-3000:]
         texts = [m.text for m in _thread(emu, "experiment-progress")]
     assert "Training started" in texts[0]
-    assert "\n".join(texts[1:-1]).splitlines() == ["epoch 1", "epoch 2"]
+    # A slow Slack may put the end message in the same message as the epochs.
+    assert "\n".join(texts[1:]).splitlines()[:2] == ["epoch 1", "epoch 2"]
     # Training had finished: the end message, and no claim of an interruption.
     assert "Training finished" in texts[-1]
     assert not any("Training interrupted" in t for t in texts)
