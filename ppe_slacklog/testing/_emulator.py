@@ -24,7 +24,6 @@ DEFAULT_CHANNELS = ("general", "experiment-progress", "alerts")
 DEFAULT_SCOPES = (
     "chat:write",
     "files:write",
-    "files:read",
     "channels:read",
     "channels:join",
     "channels:history",
@@ -184,9 +183,7 @@ class SlackEmulator:
 
     @share_delay.setter
     def share_delay(self, seconds: float) -> None:
-        self._workspace.share_delay = FaultPlan.checked_latency(
-            seconds, "share_delay"
-        )
+        self._workspace.share_delay = FaultPlan.checked_latency(seconds, "share_delay")
 
     @property
     def running(self) -> bool:
@@ -381,7 +378,8 @@ class SlackEmulator:
 
         Example:
             >>> with SlackEmulator() as emu:
-            ...     ts = emu.client().chat_postMessage(channel="general", text="x")["ts"]
+            ...     c = emu.client()
+            ...     ts = c.chat_postMessage(channel="general", text="x")["ts"]
             ...     emu.delete_message("general", ts)
             ...     emu.messages("general")
             []
@@ -587,9 +585,7 @@ class SlackEmulator:
             >>> SlackEmulator().fail_after_accept(1)
             >>> SlackEmulator().fail_after_accept(1, status=200, error="fatal_error")
         """
-        self._faults.fail_after_accept(
-            count, status=status, method=method, error=error
-        )
+        self._faults.fail_after_accept(count, status=status, method=method, error=error)
 
     def delay_after_accept(
         self, count: int, seconds: float, *, method: str | None = "chat.postMessage"

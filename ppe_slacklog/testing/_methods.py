@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._metadata import parse_metadata
-from ._text import stored_text
 from ._models import EmulatedFile, EmulatedMessage
 from ._state import (
     BOT_ID,
@@ -30,6 +29,7 @@ from ._state import (
     ok_result,
     text_param,
 )
+from ._text import stored_text
 from ._webhooks import WebhookMethods
 
 __all__ = ["Workspace"]

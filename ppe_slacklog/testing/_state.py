@@ -253,7 +253,9 @@ class WorkspaceState:
         """Delete a message; a deleted parent's replies are seen nowhere."""
         with self._lock:
             kept = [
-                m for m in self._messages if not (m.channel == channel_id and m.ts == ts)
+                m
+                for m in self._messages
+                if not (m.channel == channel_id and m.ts == ts)
             ]
             if len(kept) == len(self._messages):
                 return False
