@@ -345,6 +345,7 @@ class WebhookApi:
         *,
         comment: str | None,
         thread_ts: str | None,
+        on_staged: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         """Always refuses: Incoming Webhooks cannot share files.
 
@@ -372,13 +373,7 @@ class WebhookApi:
         raise self._no_history(channel)
 
     def find_upload(
-        self,
-        channel: str,
-        files: Sequence[FileData],
-        *,
-        comment: str | None,
-        thread_ts: str | None,
-        oldest: float,
+        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
     ) -> bool:
         """Always refuses: Incoming Webhooks cannot read the channel.
 
@@ -386,6 +381,10 @@ class WebhookApi:
             SlackDeliveryError: ``webhook_cannot_look_back``, permanent.
         """
         raise self._no_history(channel)
+
+    def thread_exists(self, channel: str, ts: str) -> bool | None:
+        """``None``: webhooks have no threads to check."""
+        return None
 
     def _no_history(self, channel: str) -> SlackDeliveryError:
         return SlackDeliveryError(
