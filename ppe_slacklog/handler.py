@@ -18,7 +18,7 @@ from typing import Final
 from slack_sdk import WebClient
 
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
-from .chunking import DEFAULT_MAX_CHARS
+from .chunking import DEFAULT_MAX_CHARS, check_max_chars
 from .delivery import DeliveryApi, Outbox
 from .events import EVENT_KINDS, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
@@ -73,7 +73,8 @@ class SlackHandler(logging.Handler):
         level: The handler's level.
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
-        max_message_chars: Longer texts are split into several messages.
+        max_message_chars: Longer texts are split into several messages; at
+            most 40,000, above which Slack truncates.
         max_queue_records: Most records waiting for Slack; past it the
             oldest trigger and sub-WARNING records are dropped first.
         max_queue_bytes: Most (approximate) bytes waiting for Slack.
@@ -83,7 +84,8 @@ class SlackHandler(logging.Handler):
         request_timeout: Seconds to wait for one Slack API answer.
 
     Raises:
-        ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client.
+        ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
+            ``max_message_chars`` above 40,000.
 
     Example:
         >>> import logging.config
@@ -126,6 +128,7 @@ class SlackHandler(logging.Handler):
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
             )
+        check_max_chars(max_message_chars)
         api = self._make_api(channel, token, base_url, client, request_timeout)
         self._can_upload = api.can_upload
         self.channel = channel
