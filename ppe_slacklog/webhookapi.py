@@ -14,6 +14,8 @@ slack_sdk for this library. :func:`webhook_label` is the printable form.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -322,6 +324,10 @@ class WebhookApi:
     def _error(self, response: WebhookResponse, where: str) -> SlackDeliveryError:
         status = int(response.status_code)
         body = str(response.body or "").strip()
+        if body.startswith("{"):
+            # A webhook's 429 comes as JSON: {"ok": false, "error": ...}.
+            with contextlib.suppress(ValueError, AttributeError):
+                body = str(json.loads(body).get("error") or "")
         code = body if _CODE.fullmatch(body) else f"http_{status}"
         if status == 429:
             self.stats.rate_limited += 1
