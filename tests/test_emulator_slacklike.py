@@ -113,17 +113,34 @@ def test_reset_restores_slacks_limits(emu: SlackEmulator) -> None:
 def test_a_reply_to_a_deleted_parent_is_ok_and_seen_nowhere(emu: SlackEmulator) -> None:
     client = emu.client()
     parent = client.chat_postMessage(channel=CHANNEL, text="parent")["ts"]
-    client.chat_postMessage(channel=CHANNEL, text="before", thread_ts=parent)
     emu.delete_message(CHANNEL, parent)
     answer = client.chat_postMessage(channel=CHANNEL, text="after", thread_ts=parent)
     assert answer["ok"] and answer["ts"]
     assert emu.messages(CHANNEL) == []
-    assert [m.text for m in emu.orphans(CHANNEL)] == ["before", "after"]
+    assert [m.text for m in emu.orphans(CHANNEL)] == ["after"]
     with pytest.raises(SlackApiError) as excinfo:
         client.conversations_replies(channel=emu.channel_id(CHANNEL), ts=parent)
     assert _error(excinfo) == "thread_not_found"
     with pytest.raises(KeyError):
         emu.delete_message(CHANNEL, parent)
+
+
+def test_a_deleted_parent_with_replies_stays_as_a_tombstone(
+    emu: SlackEmulator,
+) -> None:
+    client = emu.client()
+    parent = client.chat_postMessage(channel=CHANNEL, text="parent")["ts"]
+    client.chat_postMessage(channel=CHANNEL, text="before", thread_ts=parent)
+    emu.delete_message(CHANNEL, parent)
+    client.chat_postMessage(channel=CHANNEL, text="after", thread_ts=parent)
+    replies = client.conversations_replies(channel=emu.channel_id(CHANNEL), ts=parent)
+    first, *rest = replies["messages"]
+    assert (first["subtype"], first["text"]) == (
+        "tombstone",
+        "This message was deleted.",
+    )
+    assert [m["text"] for m in rest] == ["before", "after"]
+    assert emu.orphans() == []
 
 
 # -------------------------------------------------------------------- files

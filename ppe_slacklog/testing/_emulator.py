@@ -370,8 +370,10 @@ class SlackEmulator:
     def delete_message(self, channel: str, ts: str) -> None:
         """Delete a message, as its author or an admin would in Slack.
 
-        Deleting a thread's parent leaves its replies (and later replies
-        into that thread) visible nowhere: see :meth:`orphans`.
+        A thread parent without replies is gone: later replies to it are
+        accepted and seen nowhere (:meth:`orphans`). A parent with replies
+        stays as a tombstone, "This message was deleted." (``subtype``
+        ``tombstone``), and its thread goes on.
 
         Raises:
             KeyError: No such message in ``channel``.

@@ -57,6 +57,8 @@ class EmulatedMessage:
             ``text``). Slack rewrites what it stores: bare links come back as
             ``<https://...>``, emoji such as ✅ as ``:white_check_mark:``.
             :attr:`text` keeps what was sent, which is what people read.
+        deleted: A deleted thread parent kept as Slack's tombstone ("This
+            message was deleted.") because the thread has replies.
 
     Example:
         >>> m = EmulatedMessage("1.000001", "C0000001", "hi", None, False, (), "U1")
@@ -73,6 +75,7 @@ class EmulatedMessage:
     user: str
     metadata: dict[str, Any] | None = field(default=None, hash=False)
     api_text: str | None = None
+    deleted: bool = False
 
     @property
     def is_reply(self) -> bool:

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._models import EmulatedFile, EmulatedMessage
@@ -42,6 +42,7 @@ BOT_USER_NAME = "ppe-slacklog-bot"
 BOT_ID = "B0000001"
 APP_ID = "A0000001"
 MAX_TEXT_CHARS = 40_000
+TOMBSTONE_TEXT = "This message was deleted."
 
 
 @dataclass(frozen=True)
@@ -250,18 +251,32 @@ class WorkspaceState:
             return [m for m in self._orphans if channel_id in (None, m.channel)]
 
     def delete_message(self, channel_id: str, ts: str) -> bool:
-        """Delete a message; a deleted parent's replies are seen nowhere."""
+        """Delete a message; a parent with replies leaves a tombstone."""
         with self._lock:
-            kept = [
-                m
-                for m in self._messages
-                if not (m.channel == channel_id and m.ts == ts)
+            found = [
+                n
+                for n, m in enumerate(self._messages)
+                if m.channel == channel_id and m.ts == ts
             ]
-            if len(kept) == len(self._messages):
+            if not found:
                 return False
-            replies = [m for m in kept if m.channel == channel_id and m.thread_ts == ts]
-            self._messages = [m for m in kept if m not in replies]
-            self._orphans.extend(replies)
+            number = found[0]
+            message = self._messages[number]
+            has_replies = any(
+                m.channel == channel_id and m.thread_ts == ts for m in self._messages
+            )
+            if has_replies and message.thread_ts is None:
+                # Slack keeps the thread under "This message was deleted."
+                self._messages[number] = replace(
+                    message,
+                    text=TOMBSTONE_TEXT,
+                    api_text=None,
+                    files=(),
+                    metadata=None,
+                    deleted=True,
+                )
+            else:
+                del self._messages[number]
             return True
 
     def share_due_files(self, *, all_now: bool = False) -> None:
@@ -384,6 +399,8 @@ class WorkspaceState:
                 "deleted": False,
             },
         }
+        if message.deleted:
+            body.update(subtype="tombstone", hidden=True, user="USLACKBOT")
         if message.thread_ts is not None:
             body["thread_ts"] = message.thread_ts
             body["parent_user_id"] = BOT_USER_ID
