@@ -102,6 +102,18 @@ def test_a_thread_of_another_channel_is_not_replied_to_invisibly(
     assert emu.orphans() == []
 
 
+def test_without_history_scope_a_saved_thread_is_trusted() -> None:
+    scopes = [s for s in DEFAULT_SCOPES if s != "channels:history"]
+    with SlackEmulator(scopes=scopes) as emu:
+        saved = emu.client().chat_postMessage(channel=CHANNEL, text="started")["ts"]
+        handler = _handler(emu)
+        handler.continue_thread("run", saved)
+        _trigger("run", "epoch 2")
+        assert handler.drain(timeout=10.0)
+        assert [m.text for m in emu.thread(CHANNEL, saved)] == ["started", "epoch 2"]
+        handler.close()
+
+
 # ------------------------------------------- 2. HTTP 200 server trouble
 
 
