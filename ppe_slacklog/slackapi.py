@@ -100,7 +100,8 @@ class SlackDeliveryError(Exception):
             answered with one.
         permanent: ``True`` when sending the same request again cannot help.
         ambiguous: ``True`` when Slack may have acted on the request anyway
-            (a 5xx answer, a connection lost after sending, a timeout).
+            (a 5xx answer, HTTP 200 ``fatal_error`` / ``internal_error``, a
+            connection lost after sending, a timeout).
         fix: What the user can do about it.
     """
 
