@@ -496,11 +496,15 @@ class SlackEmulator:
         )
 
     def reset(self) -> None:
-        """Clear messages, files, pending uploads, the call log and all faults.
+        """Clear messages, orphans, files, pending uploads and shares, the call log
+        and all faults.
 
-        Faults include queued ``delay_after_accept`` answers.
+        Faults include queued ``delay_after_accept`` answers and limits set
+        with :meth:`rate_limit`; the constructor's rate limits (Slack's, by
+        default) and latency come back.
 
-        Channels (and the bot's memberships) are kept.
+        Channels (and the bot's memberships, archived and restricted flags)
+        are kept.
 
         Example:
             >>> emu = SlackEmulator(); emu.reset()
