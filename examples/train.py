@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyError:
             emu.add_channel(channel)
         train(token=emu.token, base_url=emu.base_url)
+        # Like Slack, the emulator shares uploaded files a moment later.
+        emu.share_pending_files()
         thread = emu.render(channel)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # Slack's texts have emoji; a non-UTF-8 console must not fail on them.

@@ -15,10 +15,44 @@ from typing import Final
 
 import regex
 
-__all__ = ["DEFAULT_MAX_CHARS", "safe_cut", "split_text"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "SLACK_MAX_CHARS",
+    "check_max_chars",
+    "safe_cut",
+    "split_text",
+]
 
 #: Slack's recommended upper bound for the ``text`` of one message.
 DEFAULT_MAX_CHARS: Final = 4000
+#: Longer texts are truncated by Slack, which answers ``ok`` with only a
+#: ``message_truncated`` warning (Slack changelog 2018-04).
+SLACK_MAX_CHARS: Final = 40_000
+
+
+def check_max_chars(max_chars: int) -> int:
+    """``max_chars`` if Slack keeps whole messages of that size.
+
+    Raises:
+        ValueError: Above 40,000 characters, where Slack cuts the end off.
+
+    Example:
+        >>> check_max_chars(4000)
+        4000
+        >>> check_max_chars(100_000)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: max_message_chars=100000 is above Slack's limit of 40000 ...
+    """
+    if max_chars > SLACK_MAX_CHARS:
+        raise ValueError(
+            f"max_message_chars={max_chars} is above Slack's limit of "
+            f"{SLACK_MAX_CHARS} characters per message: Slack would silently "
+            "cut off the rest (the end of a traceback); use at most "
+            f"{SLACK_MAX_CHARS}"
+        )
+    return max_chars
+
 
 _FENCE: Final = "```"
 

@@ -49,7 +49,6 @@ _BACKOFF_MAX: Final = 5.0
 # Slack's clock and ours may differ a little: look back this much further
 # when asking whether an earlier attempt was stored.
 _CLOCK_SLACK: Final = 60.0
-_UPLOAD_SKEW: Final = 5.0
 
 # Pace a little under the rate: requests reach Slack with some jitter, and
 # one that arrives early against Slack's own bucket is answered 429.
@@ -95,8 +94,9 @@ class DeliveryApi(Protocol):
         *,
         comment: str | None,
         thread_ts: str | None,
+        on_staged: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
-        """Shares ``files``."""
+        """Shares ``files``; ``on_staged`` gets their IDs before the completion."""
         ...
 
     def find_posted(
@@ -106,15 +106,13 @@ class DeliveryApi(Protocol):
         ...
 
     def find_upload(
-        self,
-        channel: str,
-        files: Sequence[FileData],
-        *,
-        comment: str | None,
-        thread_ts: str | None,
-        oldest: float,
+        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
     ) -> bool:
-        """Whether this upload was stored since ``oldest``."""
+        """Whether the upload of ``file_ids`` was shared (waits a bounded time)."""
+        ...
+
+    def thread_exists(self, channel: str, ts: str) -> bool | None:
+        """Whether a thread's parent exists (``None``: cannot tell)."""
         ...
 
 
@@ -126,6 +124,8 @@ class _Step:
     done: bool = False
     # Set when an attempt failed in a way that Slack may have stored it.
     maybe_sent_since: float | None = None
+    # IDs of the files of the last upload attempt, known before completion.
+    file_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -242,6 +242,9 @@ class Outbox:
         self._route = (_place(api.base_url), channel_key(channel))
         self._threads = run_threads()
         self._once = Once()
+        # Threads this process did not start (a resumed run's, another
+        # rank's): checked once before the first post into them.
+        self._unverified: set[str] = set()
         # key -> (finder, keep looking while it answers None)
         self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
@@ -777,6 +780,7 @@ class Outbox:
         with self._cond:
             if isinstance(parent, str):
                 self._threads.adopt(self._route[0], self.channel, key, parent)
+                self._unverified.add(key)
                 self._finders.pop(key, None)
             elif self._thread_of(key) is None:
                 self._finders[key] = (parent, keep_looking)
@@ -802,7 +806,7 @@ class Outbox:
             parent = self._thread_of(key)
             found = self._finders.get(key) if parent is None else None
         if found is None:
-            return parent
+            return self._verified(key, parent)
         finder, keep_looking = found
         try:
             parent = finder()
@@ -820,13 +824,44 @@ class Outbox:
                 del self._finders[key]
             if parent:
                 # A ts adopted meanwhile (a snapshot loaded late) wins.
-                return self._threads.start(self._route[0], self.channel, key, parent)
-            return self._thread_of(key)
+                known = self._threads.start(self._route[0], self.channel, key, parent)
+                if known == parent:
+                    self._unverified.add(key)
+                parent = known
+            else:
+                parent = self._thread_of(key)
+        return self._verified(key, parent)
+
+    def _verified(self, key: str, parent: str | None) -> str | None:
+        """``parent``, once Slack confirmed a thread we did not start exists.
+
+        Slack accepts a reply whose parent is gone (deleted, or of another
+        channel) with ``ok: true`` and shows it nowhere, so a saved or shared
+        thread is checked once; when its parent is gone, ``None``: the post
+        starts a new thread. Raises (to retry later) while Slack is away.
+        """
+        with self._cond:
+            if parent is None or key not in self._unverified:
+                return parent
+        exists = self._api.thread_exists(self.channel, parent)
+        with self._cond:
+            self._unverified.discard(key)
+            if exists is not False or self._thread_of(key) != parent:
+                return self._thread_of(key)
+            self._threads.forget(self._route[0], self.channel, key, parent)
+        self._once.warn(
+            ("thread-gone",),
+            f"ppe_slacklog: the Slack thread {parent} to continue in "
+            f"{self.channel} no longer exists (its first message was deleted, "
+            "or it is in another channel); a new thread is started.",
+        )
+        return None
 
     def _thread_started(self, key: str, ts: str) -> None:
         with self._cond:
             if self._threads.start(self._route[0], self.channel, key, ts) != ts:
                 return  # a parent was adopted while this post was on its way
+            self._unverified.discard(key)
         for listener in list(self._listeners):
             try:
                 listener(key, ts)
@@ -860,36 +895,49 @@ class Outbox:
                 ("no-history", exc.code),
                 f"ppe_slacklog cannot tell whether Slack stored a message to "
                 f"{self.channel} whose answer was lost ({exc.fix}); it is sent "
-                "again and may appear twice. Grant the channels:history scope "
-                "to avoid duplicates.",
+                "again and may appear twice."
+                + (
+                    " Grant the channels:history scope to avoid duplicates."
+                    if exc.code == "missing_scope"
+                    else ""
+                ),
             )
             return None
 
     def _upload_once(self, message: _Message, step: _Step, parent: str | None) -> None:
-        """Uploads ``message.files`` unless an unanswered attempt was stored."""
+        """Uploads ``message.files`` unless an unanswered attempt was shared.
+
+        The files of an attempt are known by ID before its completion, so
+        an upload whose answer was lost is found by those IDs (Slack shares
+        asynchronously: the look-up waits a bounded time for the share),
+        never by comparing names, sizes or texts.
+        """
         comment = step.text or None
+        file_ids = step.file_ids
         if self._already_there(
             step,
             lambda oldest: self._api.find_upload(
+                self.channel, file_ids, thread_ts=parent
+            ),
+        ):
+            return
+        self._pace(message)
+        step.maybe_sent_since = None
+
+        def staged(ids: tuple[str, ...]) -> None:
+            step.file_ids = ids
+
+        attempt_at = time.time()
+        try:
+            self._api.upload(
                 self.channel,
                 message.files,
                 comment=comment,
                 thread_ts=parent,
-                oldest=oldest,
-            ),
-            # Uploads match by content, not by a unique id: look back only a
-            # little, so an earlier epoch's upload of the same plot is not it.
-            skew=_UPLOAD_SKEW,
-        ):
-            return
-        self._pace(message)
-        attempt_at = time.time()
-        try:
-            self._api.upload(
-                self.channel, message.files, comment=comment, thread_ts=parent
+                on_staged=staged,
             )
         except SlackDeliveryError as exc:
-            if exc.ambiguous and step.maybe_sent_since is None:
+            if exc.ambiguous:
                 step.maybe_sent_since = attempt_at
             raise
 

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from . import _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .capping import cap_text, record_limit
-from .chunking import DEFAULT_MAX_CHARS
+from .chunking import DEFAULT_MAX_CHARS, check_max_chars
 from .delivery import (
     DeliveryApi,
     Outbox,
@@ -81,7 +81,8 @@ class SlackHandler(logging.Handler):
         level: The handler's level.
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
-        max_message_chars: Longer texts are split into several messages.
+        max_message_chars: Longer texts are split into several messages; at
+            most 40,000, above which Slack truncates.
         max_record_chars: Longest text of one record (default: three
             messages' worth); the middle of a longer one is left out, with
             a line saying how much, so that one huge record cannot hold up
@@ -95,7 +96,8 @@ class SlackHandler(logging.Handler):
         request_timeout: Seconds to wait for one Slack API answer.
 
     Raises:
-        ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client.
+        ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
+            ``max_message_chars`` above 40,000.
 
     Example:
         >>> import logging.config
@@ -143,6 +145,7 @@ class SlackHandler(logging.Handler):
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
             )
+        check_max_chars(max_message_chars)
         api = self._make_api(channel, token, base_url, client, request_timeout)
         self._can_upload = api.can_upload
         self.channel = channel

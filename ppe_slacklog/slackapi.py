@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Final
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from ._diagnostics import Once
 from .stats import DeliveryStats
 
 __all__ = [
@@ -36,6 +38,15 @@ DEFAULT_BASE_URL: Final = WebClient.BASE_URL
 _MAX_HISTORY_PAGES: Final = 10
 # The metadata event type that marks this library's posts.
 _METADATA_EVENT: Final = "ppe_slacklog_post"
+# After a lost completion answer: how long to wait for Slack to share the
+# upload (shares are asynchronous, python-slack-sdk #1521 and #1590), and
+# how often to ask meanwhile.
+_SHARE_WAIT: Final = 10.0
+_SHARE_POLL: Final = 1.0
+# Answer warnings that say nothing about delivery (Slack's Web API basics).
+_QUIET_WARNINGS: Final = frozenset(
+    {"missing_charset", "superfluous_charset", "already_in_channel"}
+)
 
 # Slack IDs of conversations; names are lowercase, so they never match.
 _CHANNEL_ID: Final = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -85,7 +96,8 @@ class SlackDeliveryError(Exception):
             answered with one.
         permanent: ``True`` when sending the same request again cannot help.
         ambiguous: ``True`` when Slack may have acted on the request anyway
-            (a 5xx answer, a connection lost after sending, a timeout).
+            (a 5xx answer, HTTP 200 ``fatal_error`` / ``internal_error``, a
+            connection lost after sending, a timeout).
         fix: What the user can do about it.
         retry_after: Seconds Slack asked to wait (a 429's ``Retry-After``);
             ``None`` when Slack did not rate-limit the request.
@@ -142,6 +154,10 @@ def resolve_base_url(base_url: str | None) -> str:
     # WebClient joins method names onto the URL, so it must end with "/".
     return url if url.endswith("/") else url + "/"
 
+
+# Server trouble that Slack may answer with HTTP 200; its docs say part of
+# the operation may have succeeded (python-slack-sdk #1333), like a 5xx.
+_SERVER_TROUBLE_CODES: Final = frozenset({"fatal_error", "internal_error"})
 
 # Slack's names for a failure on its side, whatever the HTTP status.
 _TRANSIENT_CODES: Final = frozenset(
@@ -251,6 +267,7 @@ class SlackApi:
         # posts (which work again as soon as someone invites the bot).
         self._cannot_join: dict[str, SlackDeliveryError] = {}
         self.stats = stats if stats is not None else DeliveryStats()
+        self._once = Once()
 
     @classmethod
     def create(
@@ -327,30 +344,112 @@ class SlackApi:
         return None
 
     def find_upload(
-        self,
-        channel: str,
-        files: Sequence[FileData],
-        *,
-        comment: str | None,
-        thread_ts: str | None,
-        oldest: float,
+        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
     ) -> bool:
-        """Whether this upload (same files, sizes, comment) came since ``oldest``.
+        """Whether Slack shared the upload of ``file_ids`` into ``channel``.
 
-        Used before sending an upload again whose completion went unanswered;
-        a plot re-uploaded every epoch under the same name differs by its
-        comment (or its size), so an earlier epoch's upload does not count.
+        Used before sending an upload again whose completion went unanswered.
+        Sharing is asynchronous in Slack (the completion's answer often has
+        no shares yet, and the file message may come after later replies),
+        so the files are looked up by ID, waiting up to ``_SHARE_WAIT``
+        seconds for the share: ``files.info`` (needs ``files:read``), else
+        the thread or channel history (``channels:history``).
         """
-        wanted = sorted((f.name, len(f.content)) for f in files)
-        text = comment or ""
+        if not file_ids:
+            return False
+        channel_id = self.channel_id(channel)
+        deadline = time.monotonic() + _SHARE_WAIT
+        use_info = True
+        while True:
+            if use_info:
+                try:
+                    state = self._file_state(channel, file_ids[0], channel_id)
+                except SlackDeliveryError as exc:
+                    if not exc.permanent or exc.code == "rate_limited_look_up":
+                        raise
+                    use_info = False  # no files:read: read the history instead
+                    continue
+                if state != "pending":
+                    return state == "shared"
+            elif self._in_history(channel, file_ids, thread_ts):
+                return True
+            if time.monotonic() + _SHARE_POLL > deadline:
+                return False
+            time.sleep(_SHARE_POLL)
+
+    def _file_state(self, channel: str, file_id: str, channel_id: str) -> str:
+        """``"shared"`` into ``channel_id``, ``"pending"`` or ``"missing"``."""
+        try:
+            response = self._look_up(channel, self._client.files_info, file=file_id)
+        except SlackDeliveryError as exc:
+            if exc.code == "file_not_found":
+                return "missing"  # the completion never took effect
+            raise
+        info = response.get("file") or {}
+        shared = set(info.get("channels") or []) | set(info.get("groups") or [])
+        for scope in (info.get("shares") or {}).values():
+            shared.update(scope or {})
+        return "shared" if channel_id in shared else "pending"
+
+    def _in_history(
+        self, channel: str, file_ids: Sequence[str], thread_ts: str | None
+    ) -> bool:
+        wanted = set(file_ids)
+        # The file message can come later than any reply: read the whole
+        # thread (or the last hour of the channel), not just what is new.
+        oldest = 0.0 if thread_ts is not None else time.time() - 3600.0
         for _, message in self._recent(channel, thread_ts, oldest):
-            shared = sorted(
-                (str(f.get("name")), int(f.get("size") or -1))
-                for f in message.get("files") or []
-            )
-            if shared == wanted and (message.get("text") or "") == text:
+            if wanted & {str(f.get("id")) for f in message.get("files") or []}:
                 return True
         return False
+
+    def thread_exists(self, channel: str, ts: str) -> bool | None:
+        """Whether the message ``ts`` of ``channel`` (a thread's parent) exists.
+
+        Slack accepts a reply to a parent that is gone (deleted, or of
+        another channel) and shows it nowhere (python-slack-sdk #840), so a
+        thread this process did not start is checked before posting into it.
+
+        Returns:
+            ``None`` when Slack cannot tell (no ``channels:history`` scope,
+            history rate-limited): the caller trusts the thread.
+
+        Raises:
+            SlackDeliveryError: Slack is unreachable or failing (transient).
+        """
+        try:
+            response = self._look_up(
+                channel,
+                self._client.conversations_replies,
+                channel=self.channel_id(channel),
+                ts=ts,
+                limit=1,
+            )
+        except SlackDeliveryError as exc:
+            if exc.code == "thread_not_found":
+                return False
+            if exc.permanent or exc.code == "rate_limited_look_up":
+                return None
+            raise
+        messages = response.get("messages") or []
+        return bool(messages) and str(messages[0].get("ts")) == ts
+
+    def _look_up(self, where: str, method: Any, **kwargs: Any) -> Any:
+        try:
+            return self._call(where, method, **kwargs)
+        except SlackDeliveryError as exc:
+            if exc.code != "ratelimited":
+                raise
+            raise SlackDeliveryError(
+                "rate_limited_look_up",
+                channel=where,
+                permanent=True,
+                fix=(
+                    "Slack rate-limits reading the channel for this app "
+                    "(commercially distributed apps outside the Slack "
+                    "Marketplace may read history once a minute)"
+                ),
+            ) from None
 
     def _recent(
         self, channel: str, thread_ts: str | None, oldest: float
@@ -369,7 +468,7 @@ class SlackApi:
         else:
             method = self._client.conversations_history
         for _ in range(_MAX_HISTORY_PAGES):
-            response = self._call(channel, method, **kwargs)
+            response = self._look_up(channel, method, **kwargs)
             for message in response.get("messages") or []:
                 yield channel_id, message
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
@@ -384,25 +483,66 @@ class SlackApi:
         *,
         comment: str | None,
         thread_ts: str | None,
+        on_staged: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         """Shares ``files`` into ``channel`` (a thread when ``thread_ts``).
 
-        Uses Slack's current flow (``files.getUploadURLExternal``, upload,
-        ``files.completeUploadExternal``); the retired ``files.upload`` is
-        never called.
+        Drives Slack's current flow step by step (``files.getUploadURLExternal``
+        and the upload of the bytes per file, then one
+        ``files.completeUploadExternal``), as slack_sdk's ``files_upload_v2``
+        does, so that the file IDs are known before the completion:
+        ``on_staged`` gets them, and :meth:`find_upload` can tell later
+        whether a completion whose answer was lost took effect. The retired
+        ``files.upload`` is never called.
         """
-        uploads = [
-            {"file": f.content, "filename": f.name, "title": f.name} for f in files
-        ]
+        channel_id = self.channel_id(channel)
+        file_ids = tuple(self._stage(channel, f) for f in files)
+        if on_staged is not None:
+            on_staged(file_ids)
         kwargs: dict[str, Any] = {
-            "file_uploads": uploads,
-            "channel": self.channel_id(channel),
+            "files": [
+                {"id": i, "title": f.name} for i, f in zip(file_ids, files, strict=True)
+            ],
+            "channel_id": channel_id,
         }
         if comment:
             kwargs["initial_comment"] = comment
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
-        self._joining(channel, self._client.files_upload_v2, **kwargs)
+        self._joining(channel, self._client.files_completeUploadExternal, **kwargs)
+
+    def _stage(self, channel: str, file: FileData) -> str:
+        """Gets an upload URL for ``file`` and sends its bytes; returns its ID."""
+        client = self._client
+        response = self._call(
+            channel,
+            client.files_getUploadURLExternal,
+            filename=file.name,
+            length=len(file.content),
+        )
+        self.stats.api_calls += 1
+        try:
+            result = client._upload_file(
+                url=str(response["upload_url"]),
+                data=file.content,
+                logger=client.logger,
+                timeout=client.timeout,
+                proxy=client.proxy,
+                ssl=client.ssl,
+            )
+        except _CONNECTION_ERRORS as exc:
+            # Bytes without a completion are never shared: not ambiguous.
+            error = _connection_error(exc, channel)
+            error.ambiguous = False
+            raise error from None
+        if result.status != 200:
+            raise SlackDeliveryError(
+                f"http_{result.status}",
+                channel=channel,
+                permanent=False,
+                fix=f"Slack did not take the file's bytes (HTTP {result.status})",
+            )
+        return str(response["file_id"])
 
     def _joining(self, where: str, method: Any, **kwargs: Any) -> Any:
         """Calls ``method``; on ``not_in_channel`` joins the channel and retries.
@@ -492,16 +632,40 @@ class SlackApi:
                 return None
 
     def _call(self, where: str, method: Any, **kwargs: Any) -> Any:
-        # An upload is three requests: get the URL, send the bytes, complete.
-        self.stats.api_calls += 3 if method == self._client.files_upload_v2 else 1
+        self.stats.api_calls += 1
         try:
-            return method(**kwargs)
+            return self._warned(where, method(**kwargs))
         except SlackApiError as exc:
             if getattr(exc.response, "status_code", 200) == 429:
                 self.stats.rate_limited += 1
             raise _api_error(exc, where) from None
         except _CONNECTION_ERRORS as exc:
             raise _connection_error(exc, where) from None
+
+    def _warned(self, where: str, response: Any) -> Any:
+        """Reports the ``warning`` of an ok answer, once per kind.
+
+        Slack says some things only there: a text over 40,000 characters is
+        truncated with ``ok: true`` and ``warning: message_truncated``.
+        """
+        data = getattr(response, "data", None)
+        if not isinstance(data, dict):
+            return response
+        kinds = set(str(data.get("warning") or "").split(","))
+        kinds.update((data.get("response_metadata") or {}).get("warnings") or [])
+        for kind in sorted(kinds - _QUIET_WARNINGS - {""}):
+            self._once.warn(
+                ("slack-warning", kind),
+                f"ppe_slacklog: Slack accepted a request for {where} with the "
+                f"warning '{kind}'"
+                + (
+                    " (the text was cut at 40,000 characters)"
+                    if kind == "message_truncated"
+                    else ""
+                )
+                + ".",
+            )
+        return response
 
 
 def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
@@ -513,6 +677,10 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
     status = int(getattr(response, "status_code", 200) or 200)
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error") or f"http_{status}")
+    if not re.fullmatch(r"[a-z0-9_]+", code):
+        # slack_sdk's text for a body that is not JSON (Slack's 5xx pages
+        # are HTML): name the status instead.
+        code = f"http_{status}"
     transient = _is_transient(status, code)
     template = _FIXES.get(code, "Slack answered '{code}'")
     fix = template.format(channel=channel, needed=data.get("needed", "?"), code=code)
@@ -521,7 +689,7 @@ def _api_error(exc: SlackApiError, channel: str) -> SlackDeliveryError:
         channel=channel,
         permanent=not transient,
         fix=fix,
-        ambiguous=status >= 500 and not first_step,
+        ambiguous=(status >= 500 or code in _SERVER_TROUBLE_CODES) and not first_step,
         retry_after=retry_after_seconds(status, getattr(response, "headers", None)),
     )
 

@@ -14,6 +14,8 @@ slack_sdk for this library. :func:`webhook_label` is the printable form.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Final
@@ -274,6 +276,10 @@ class WebhookApi:
     def _error(self, response: WebhookResponse, where: str) -> SlackDeliveryError:
         status = int(response.status_code)
         body = str(response.body or "").strip()
+        if body.startswith("{"):
+            # A webhook's 429 comes as JSON: {"ok": false, "error": ...}.
+            with contextlib.suppress(ValueError, AttributeError):
+                body = str(json.loads(body).get("error") or "")
         code = body if _CODE.fullmatch(body) else f"http_{status}"
         if status == 429:
             self.stats.rate_limited += 1
@@ -298,6 +304,7 @@ class WebhookApi:
         *,
         comment: str | None,
         thread_ts: str | None,
+        on_staged: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         """Always refuses: Incoming Webhooks cannot share files.
 
@@ -325,13 +332,7 @@ class WebhookApi:
         raise self._no_history(channel)
 
     def find_upload(
-        self,
-        channel: str,
-        files: Sequence[FileData],
-        *,
-        comment: str | None,
-        thread_ts: str | None,
-        oldest: float,
+        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
     ) -> bool:
         """Always refuses: Incoming Webhooks cannot read the channel.
 
@@ -339,6 +340,10 @@ class WebhookApi:
             SlackDeliveryError: ``webhook_cannot_look_back``, permanent.
         """
         raise self._no_history(channel)
+
+    def thread_exists(self, channel: str, ts: str) -> bool | None:
+        """``None``: webhooks have no threads to check."""
+        return None
 
     def _no_history(self, channel: str) -> SlackDeliveryError:
         return SlackDeliveryError(

@@ -166,10 +166,12 @@ def test_upload_trigger_and_filenames_callable(
     )
     run_training(manager)
     assert [f.name for f in slack_env.files] == ["statistics.png"]
+    slack_env.share_pending_files()  # Slack shares uploads asynchronously
     thread = slack_env.thread(CHANNEL, slack_env.top_level(CHANNEL)[0].ts)
-    # start, the file (msg=None: no text), end.
+    # start, end and the file (msg=None: no text), which Slack may show
+    # after the end message.
     assert len(thread) == 3
-    assert [f.name for f in thread[1].files] == ["statistics.png"]
+    assert [f.name for m in thread for f in m.files] == ["statistics.png"]
 
 
 def test_missing_file_still_posts_and_says_so(

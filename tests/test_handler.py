@@ -237,6 +237,7 @@ def test_files_without_thread_resolve_the_channel_id(
     )
     logger.info("epoch 1", extra=extra)
     assert handler.drain(timeout=5.0)
+    emu.share_pending_files()  # Slack shares uploads asynchronously
     (message,) = emu.messages(CHANNEL)
     assert message.text == "Epoch 1" and message.thread_ts is None
     assert [f.content for f in message.files] == [b"png"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._engine import Engine
-from ._faults import FaultPlan
+from ._faults import FaultPlan, RateRule
 from ._methods import Workspace
 from ._models import ApiCall, EmulatedFile, EmulatedMessage
 from ._server import EmulatorServer
@@ -29,6 +29,29 @@ DEFAULT_SCOPES = (
     "channels:history",
 )
 
+#: ``chat.postMessage``: about one message per second per channel with short
+#: bursts, plus a workspace-wide limit (docs.slack.dev "Rate limits"; Slack
+#: publishes no numbers for the burst or the workspace, these are the
+#: emulator's). ``conversations.history`` / ``.replies``: Tier 3, "50+ per
+#: minute", per app and workspace, sporadic bursts welcome.
+SLACK_RATE_LIMITS: dict[str, tuple[RateRule, ...]] = {
+    "chat.postMessage": (
+        RateRule(per_second=1.0, burst=4),
+        RateRule(per_second=5.0, burst=20, per_channel=False),
+    ),
+    "conversations.history": (RateRule(50 / 60, 50, per_channel=False),),
+    "conversations.replies": (RateRule(50 / 60, 50, per_channel=False),),
+}
+
+#: Commercially distributed apps outside the Slack Marketplace: 1 request per
+#: minute for the history methods, at most 15 messages a page (new installs
+#: since 2025-05-29; docs.slack.dev "Rate limits").
+NON_MARKETPLACE_RATE_LIMITS: dict[str, tuple[RateRule, ...]] = {
+    "conversations.history": (RateRule(1 / 60, 1, per_channel=False),),
+    "conversations.replies": (RateRule(1 / 60, 1, per_channel=False),),
+}
+NON_MARKETPLACE_MAX_LIMIT = 15
+
 
 class SlackEmulator:
     """A real HTTP server on 127.0.0.1 that answers like the Slack Web API.
@@ -46,12 +69,43 @@ class SlackEmulator:
     connections, late answers, outages) can be injected at any time; for
     webhook posts they apply under the method name ``"webhook"``.
 
+    By default the emulator is as harsh as Slack where Slack is harsh:
+
+    - **Rate limits**: ``chat.postMessage`` about 1 message/s per channel
+      (burst 4) and 5/s (burst 20) for the workspace; ``conversations.history``
+      and ``.replies`` Tier 3 (50 per minute). Over a limit: HTTP 429 with
+      ``Retry-After``. ``non_marketplace=True`` adds the limits of
+      commercially distributed non-Marketplace apps: 1 history/replies
+      request per minute, pages of at most 15 messages.
+    - **Unknown threads**: a reply whose ``thread_ts`` names no message
+      (deleted, or of another channel) is answered ``ok: true`` and stored
+      where nobody sees it (:meth:`orphans`).
+    - **Asynchronous file shares**: ``files.completeUploadExternal`` answers
+      with files that are not shared yet; the file message appears
+      ``share_delay`` seconds later, so after replies posted meanwhile.
+    - **Long texts**: over 40,000 characters the text is truncated and the
+      answer is ``ok: true`` with ``warning: message_truncated``.
+    - **Stored text**: the Web API returns text as Slack stores it (bare links
+      as ``<https://...>``, ✅ ❌ ⚠️ ℹ️ 📎 as ``:shortcodes:``), while
+      :attr:`EmulatedMessage.text` keeps what was sent.
+    - **Errors**: 5xx answers have an HTML body; a webhook's 429 a JSON one;
+      archived channels (:meth:`archive_channel`) and ``restricted_action``
+      (:meth:`restrict_posting`) answer like Slack; HTTP 200 ``fatal_error``
+      can be injected (:meth:`fail_after_accept`).
+
+    Tests that need a fast Slack say so: ``rate_limits=False`` and
+    ``share_delay=0`` (with the pytest plugin:
+    ``@pytest.mark.slack_emulator(rate_limits=False, share_delay=0)``).
+
     Args:
         token: The only bot token accepted.
         channels: Public channels that exist, IDs ``C0000001``, ``C0000002``...
         member_of: Channel names the bot is a member of (``None``: all).
         scopes: OAuth scopes granted to the token.
         latency: Seconds added to every call (restored by :meth:`reset`).
+        rate_limits: Apply Slack's rate limits (restored by :meth:`reset`).
+        non_marketplace: Apply the history limits of non-Marketplace apps.
+        share_delay: Seconds from an upload's completion to its file message.
 
     Example:
         >>> with SlackEmulator() as emu:
@@ -70,13 +124,21 @@ class SlackEmulator:
         member_of: Iterable[str] | None = None,
         scopes: Iterable[str] = DEFAULT_SCOPES,
         latency: float = 0.0,
+        rate_limits: bool = True,
+        non_marketplace: bool = False,
+        share_delay: float = 1.0,
     ) -> None:
         """Create a stopped emulator; see the class docstring for arguments."""
         self._token = token
         self._workspace = Workspace(
             channels, None if member_of is None else tuple(member_of), scopes
         )
-        self._faults = FaultPlan(latency)
+        rules = dict(SLACK_RATE_LIMITS) if rate_limits else {}
+        if non_marketplace:
+            rules.update(NON_MARKETPLACE_RATE_LIMITS)
+            self._workspace.history_max_limit = NON_MARKETPLACE_MAX_LIMIT
+        self._faults = FaultPlan(latency, rules)
+        self.share_delay = share_delay
         self._engine = Engine(self._workspace, self._faults, token)
         self._server = EmulatorServer(self._engine)
 
@@ -113,6 +175,15 @@ class SlackEmulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def share_delay(self) -> float:
+        """Seconds between an upload's completion and its file message."""
+        return self._workspace.share_delay
+
+    @share_delay.setter
+    def share_delay(self, seconds: float) -> None:
+        self._workspace.share_delay = FaultPlan.checked_latency(seconds, "share_delay")
 
     @property
     def running(self) -> bool:
@@ -277,6 +348,84 @@ class SlackEmulator:
         """
         return [m for m in self.messages(channel) if m.thread_ts is None]
 
+    def orphans(self, channel: str | None = None) -> list[EmulatedMessage]:
+        """Replies posted under a ``thread_ts`` that named no message.
+
+        Slack answers such a ``chat.postMessage`` with ``ok: true`` and shows
+        the reply nowhere: not in the channel, not in any thread, not in
+        ``conversations.history`` or ``.replies``. They are kept here only.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     _ = emu.client().chat_postMessage(
+            ...         channel="general", text="lost", thread_ts="1.000001"
+            ...     )
+            ...     [m.text for m in emu.orphans("general")], emu.messages()
+            (['lost'], [])
+        """
+        return self._workspace.orphans(
+            None if channel is None else self.channel_id(channel)
+        )
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message, as its author or an admin would in Slack.
+
+        A thread parent without replies is gone: later replies to it are
+        accepted and seen nowhere (:meth:`orphans`). A parent with replies
+        stays as a tombstone, "This message was deleted." (``subtype``
+        ``tombstone``), and its thread goes on.
+
+        Raises:
+            KeyError: No such message in ``channel``.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     c = emu.client()
+            ...     ts = c.chat_postMessage(channel="general", text="x")["ts"]
+            ...     emu.delete_message("general", ts)
+            ...     emu.messages("general")
+            []
+        """
+        if not self._workspace.delete_message(self.channel_id(channel), ts):
+            raise KeyError(f"no message {ts} in {channel!r}")
+
+    def archive_channel(self, channel: str, archived: bool = True) -> None:
+        """Archive (or unarchive) a channel.
+
+        An archived channel has ``is_archived: true``; posting answers
+        ``is_archived``, its webhook ``410 channel_is_archived``, joining
+        ``is_archived``; ``conversations.list(exclude_archived=True)`` leaves
+        it out.
+
+        Example:
+            >>> SlackEmulator().archive_channel("alerts")
+        """
+        self._workspace.set_flag(self.channel_id(channel), archived=archived)
+
+    def restrict_posting(self, channel: str, restricted: bool = True) -> None:
+        """Make ``chat.postMessage`` to ``channel`` answer ``restricted_action``.
+
+        Slack answers so when a workspace preference keeps the bot from
+        posting there (say, an announcement-only channel).
+
+        Example:
+            >>> SlackEmulator().restrict_posting("general")
+        """
+        self._workspace.set_flag(self.channel_id(channel), restricted=restricted)
+
+    def share_pending_files(self) -> None:
+        """Post the file messages of completed uploads now, without waiting.
+
+        Sharing is asynchronous in Slack: an upload's file message appears
+        about :attr:`share_delay` seconds after ``files.completeUploadExternal``
+        answered, possibly after later replies. Tests that only care about
+        the result can call this instead of waiting.
+
+        Example:
+            >>> SlackEmulator().share_pending_files()
+        """
+        self._workspace.share_due_files(all_now=True)
+
     def thread(self, channel: str, ts: str) -> list[EmulatedMessage]:
         """The thread rooted at ``ts``: the parent first, then its replies.
 
@@ -347,11 +496,15 @@ class SlackEmulator:
         )
 
     def reset(self) -> None:
-        """Clear messages, files, pending uploads, the call log and all faults.
+        """Clear messages, orphans, files, pending uploads and shares, the call log
+        and all faults.
 
-        Faults include queued ``delay_after_accept`` answers.
+        Faults include queued ``delay_after_accept`` answers and limits set
+        with :meth:`rate_limit`; the constructor's rate limits (Slack's, by
+        default) and latency come back.
 
-        Channels (and the bot's memberships) are kept.
+        Channels (and the bot's memberships, archived and restricted flags)
+        are kept.
 
         Example:
             >>> emu = SlackEmulator(); emu.reset()
@@ -375,45 +528,70 @@ class SlackEmulator:
         method: str = "chat.postMessage",
         per_second: float | None = 1.0,
         burst: int = 3,
+        *,
+        per_channel: bool = True,
     ) -> None:
-        """Rate-limit ``method`` with a token bucket per (method, channel).
+        """Replace the rate limits of ``method`` with one token bucket.
 
         Over the limit the call is not executed and answered with HTTP 429,
         ``Retry-After: <whole seconds, >= 1>`` and
-        ``{"ok": false, "error": "ratelimited"}``, like Slack.
+        ``{"ok": false, "error": "ratelimited"}``, like Slack. This replaces
+        Slack's own limits of the method (see the class docstring) until
+        :meth:`reset`.
 
         Args:
             method: API method name.
-            per_second: Refill rate; ``None`` removes the limit.
+            per_second: Refill rate; ``None`` removes every limit of the method.
             burst: Bucket size (calls allowed back to back).
+            per_channel: One bucket per channel (else one for the workspace).
 
         Example:
             >>> SlackEmulator().rate_limit("chat.postMessage", per_second=1, burst=2)
         """
-        self._faults.rate_limit(method, per_second, burst)
+        self._faults.rate_limit(method, per_second, burst, per_channel=per_channel)
 
     def fail_next(
-        self, count: int, *, status: int = 500, method: str | None = None
+        self,
+        count: int,
+        *,
+        status: int = 500,
+        method: str | None = None,
+        error: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching calls with ``status``, no effect.
 
+        A 5xx answer of the Web API comes with an HTML body, as Slack's edge
+        sends it. With ``error`` the JSON body names that code instead;
+        ``status=200`` with ``error="fatal_error"`` or ``"internal_error"``
+        is how Slack also reports trouble on its side.
+
         Example:
             >>> SlackEmulator().fail_next(2, status=503, method="chat.postMessage")
+            >>> SlackEmulator().fail_next(1, status=200, error="fatal_error")
         """
-        self._faults.fail_next(count, status=status, method=method)
+        self._faults.fail_next(count, status=status, method=method, error=error)
 
     def fail_after_accept(
-        self, count: int, *, status: int = 500, method: str | None = "chat.postMessage"
+        self,
+        count: int,
+        *,
+        status: int = 500,
+        method: str | None = "chat.postMessage",
+        error: str | None = None,
     ) -> None:
         """Execute the next ``count`` matching calls but answer ``status``.
 
         The message (or file) is stored although the client sees an error,
         which is how duplicate posts after retries happen in real life.
+        ``status=200, error="fatal_error"`` (or ``"internal_error"``) is the
+        HTTP 200 form of it: Slack's docs say part of the operation may have
+        succeeded (python-slack-sdk #1333).
 
         Example:
             >>> SlackEmulator().fail_after_accept(1)
+            >>> SlackEmulator().fail_after_accept(1, status=200, error="fatal_error")
         """
-        self._faults.fail_after_accept(count, status=status, method=method)
+        self._faults.fail_after_accept(count, status=status, method=method, error=error)
 
     def delay_after_accept(
         self, count: int, seconds: float, *, method: str | None = "chat.postMessage"

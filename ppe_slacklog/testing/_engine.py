@@ -99,8 +99,26 @@ def _json_reply(result: ApiResult) -> Reply:
 _WEBHOOK_STATUS_ERRORS = {**_STATUS_ERRORS, 429: "rate_limited", 500: "rollup_error"}
 
 
+def _html_reply(result: ApiResult) -> Reply:
+    # Slack's edge answers server trouble with an HTML page, not JSON.
+    page = (
+        "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
+        f"<h1>{result.status} {result.error}</h1><p>Slack is having trouble "
+        "handling this request. Please try again.</p></body></html>"
+    )
+    return Reply(
+        result.status,
+        page.encode("utf-8"),
+        "text/html; charset=utf-8",
+        tuple(result.headers.items()),
+    )
+
+
 def _text_reply(result: ApiResult) -> Reply:
-    # Webhooks answer a bare word: "ok" or the error code.
+    # Webhooks answer a bare word: "ok" or the error code, except a rate
+    # limit, which comes as JSON.
+    if result.status == 429:
+        return _json_reply(result)
     return Reply(
         result.status,
         (result.error or "ok").encode("utf-8"),
@@ -109,9 +127,9 @@ def _text_reply(result: ApiResult) -> Reply:
     )
 
 
-def _forced(status: int, method: str = "") -> ApiResult:
+def _forced(status: int, method: str = "", error: str | None = None) -> ApiResult:
     names = _WEBHOOK_STATUS_ERRORS if method == WEBHOOK_METHOD else _STATUS_ERRORS
-    return error_result(names.get(status, f"http_{status}"), status)
+    return error_result(error or names.get(status, f"http_{status}"), status)
 
 
 class Engine:
@@ -169,6 +187,8 @@ class Engine:
         self._log(method, params, result.status, result.error, started)
         if method == WEBHOOK_METHOD:
             return _text_reply(result)
+        if result.status >= 500:
+            return _html_reply(result)
         return _json_reply(result)
 
     # ------------------------------------------------------------------ API
@@ -205,9 +225,10 @@ class Engine:
             time.sleep(delay)
         if self.faults.outage:
             return True, self._answer(method, params, _forced(503, method), started)
-        status = self.faults.take_fail_next(method)
-        if status is not None:
-            return True, self._answer(method, params, _forced(status, method), started)
+        failure = self.faults.take_fail_next(method)
+        if failure is not None:
+            forced = _forced(failure[0], method, failure[1])
+            return True, self._answer(method, params, forced, started)
         return False, None
 
     def handle_api(
@@ -240,7 +261,7 @@ class Engine:
         delay = self.faults.take_delay_after_accept(method)
         result = self.workspace.execute(method, params)
         if after_accept is not None:
-            result = _forced(after_accept)
+            result = _forced(after_accept[0], method, after_accept[1])
         reply = self._answer(method, params, result, started)
         if delay:
             # Logged (and stored) already; only the answer is late, so a
@@ -275,7 +296,7 @@ class Engine:
         if retry_after is not None:
             limited = ApiResult(
                 429,
-                {"ok": False, "error": "rate_limited"},
+                {"ok": False, "error": "rate_limited", "retry_after": retry_after},
                 {"Retry-After": str(retry_after)},
             )
             return self._answer(method, params, limited, started)
@@ -283,7 +304,7 @@ class Engine:
         delay = self.faults.take_delay_after_accept(method)
         result = self.workspace.post_webhook(hook, payload)
         if after_accept is not None:
-            result = _forced(after_accept, method)
+            result = _forced(after_accept[0], method, after_accept[1])
         reply = self._answer(method, params, result, started)
         if delay:
             time.sleep(delay)

@@ -118,7 +118,7 @@ class HistoryMethods(WorkspaceState):
             limit = int(text_param(params, "limit") or limits[0])
         except ValueError:
             return error_result("invalid_limit")
-        limit = min(max(limit, 1), limits[1])
+        limit = min(max(limit, 1), limits[1], self.history_max_limit or limits[1])
 
         def wanted(key: int) -> bool:
             if oldest is not None and (

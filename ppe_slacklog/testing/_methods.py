@@ -6,6 +6,7 @@ import base64
 import binascii
 import copy
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,12 +22,14 @@ from ._state import (
     TEAM_NAME,
     ApiResult,
     Channel,
+    PendingShare,
     PendingUpload,
     error_result,
     flag_param,
     ok_result,
     text_param,
 )
+from ._text import stored_text
 from ._webhooks import WebhookMethods
 
 __all__ = ["Workspace"]
@@ -70,6 +73,7 @@ class Workspace(WebhookMethods):
     def execute(self, method: str, params: Mapping[str, Any]) -> ApiResult:
         """Run an (already authenticated) API method."""
         with self._lock:
+            self.share_due_files()
             return self._handlers[method](params)
 
     # ---------------------------------------------------------------- methods
@@ -97,41 +101,58 @@ class Workspace(WebhookMethods):
         public_post = not channel.private and "chat:write.public" in self.scopes
         if not channel.member and not public_post:
             return error_result("not_in_channel")
+        if channel.archived:
+            return error_result("is_archived")
+        if channel.restricted:
+            return error_result("restricted_action")
         text = text_param(params, "text")
         has_rich = bool(params.get("blocks")) or bool(params.get("attachments"))
         if not text and not has_rich:
             return error_result("no_text")
+        warnings: list[str] = []
         if text is not None and len(text) > MAX_TEXT_CHARS:
-            return error_result("msg_too_long")
+            # Slack keeps the first 40,000 characters and says so only in a
+            # warning (changelog 2018-04, "truncating really long messages").
+            text = text[:MAX_TEXT_CHARS]
+            warnings.append("message_truncated")
         metadata, bad_metadata = parse_metadata(params.get("metadata"))
         if bad_metadata:
             return error_result(bad_metadata)
         thread_ts: str | None = None
+        orphan = False
         requested = text_param(params, "thread_ts")
         if requested:
             thread_ts = self._resolve_thread(channel.id, requested)
             if thread_ts is None:
-                return error_result("thread_not_found")
+                # Slack answers ok and stores the reply where nobody sees it
+                # (python-slack-sdk #840, node-slack-sdk #780).
+                thread_ts, orphan = requested, True
         message = EmulatedMessage(
             ts=self._next_ts(),
             channel=channel.id,
             text=text or "",
             thread_ts=thread_ts,
             reply_broadcast=thread_ts is not None
+            and not orphan
             and flag_param(params, "reply_broadcast"),
             files=(),
             user=BOT_USER_ID,
             metadata=metadata,
+            api_text=stored_text(text or ""),
         )
-        self._messages.append(message)
+        (self._orphans if orphan else self._messages).append(message)
         extra = {k: params[k] for k in ("blocks", "attachments") if params.get(k)}
         if metadata is not None:
             extra["metadata"] = copy.deepcopy(metadata)
-        return ok_result(
+        result = ok_result(
             channel=channel.id,
             ts=message.ts,
             message=self._message_json(message, extra),
         )
+        if warnings:
+            result.body["warning"] = ",".join(warnings)
+            result.body["response_metadata"] = {"warnings": warnings}
+        return result
 
     def _files_get_upload_url(self, params: Mapping[str, Any]) -> ApiResult:
         denied = self._missing_scope("files:write")
@@ -226,18 +247,22 @@ class Workspace(WebhookMethods):
             self._files[file.id] = file
             self._file_order.append(file.id)
         for channel in channels:
-            self._messages.append(
-                EmulatedMessage(
-                    ts=self._next_ts(),
-                    channel=channel.id,
-                    text=comment or "",
-                    thread_ts=thread_ts,
-                    reply_broadcast=False,
+            # Sharing is asynchronous in Slack: the answer's files are not
+            # shared yet, their message comes ``share_delay`` seconds later
+            # (bolt-js #2115, python-slack-sdk #1590 and #1521).
+            self._shares.append(
+                PendingShare(
+                    due=time.monotonic() + self.share_delay,
                     files=tuple(completed),
-                    user=BOT_USER_ID,
+                    channel=channel.id,
+                    thread_ts=thread_ts,
+                    comment=comment,
                 )
             )
-        return ok_result(files=[self._file_json(f) for f in completed])
+        answer = [self._file_json(f) for f in completed]
+        if self.share_delay <= 0:
+            self.share_due_files()
+        return ok_result(files=answer)
 
     def _files_info(self, params: Mapping[str, Any]) -> ApiResult:
         denied = self._missing_scope("files:read")
@@ -277,6 +302,7 @@ class Workspace(WebhookMethods):
             for c in self._channels.values()
             if ("private_channel" if c.private else "public_channel") in types
             and self._visible(c) is not None
+            and not (c.archived and flag_param(params, "exclude_archived"))
         ]
         start = 0
         cursor = text_param(params, "cursor")
@@ -319,6 +345,8 @@ class Workspace(WebhookMethods):
             return error_result("channel_not_found")
         if channel.private:
             return error_result("method_not_supported_for_channel_type")
+        if channel.archived:
+            return error_result("is_archived")
         if channel.member:
             return ok_result(
                 channel=self._channel_json(channel),

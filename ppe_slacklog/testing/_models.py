@@ -53,6 +53,12 @@ class EmulatedMessage:
         user: User ID of the author (the emulated bot user).
         metadata: Message metadata posted with ``chat.postMessage``
             (``{"event_type": ..., "event_payload": {...}}``), else ``None``.
+        api_text: The text as the Web API returns it (``None``: same as
+            ``text``). Slack rewrites what it stores: bare links come back as
+            ``<https://...>``, emoji such as ✅ as ``:white_check_mark:``.
+            :attr:`text` keeps what was sent, which is what people read.
+        deleted: A deleted thread parent kept as Slack's tombstone ("This
+            message was deleted.") because the thread has replies.
 
     Example:
         >>> m = EmulatedMessage("1.000001", "C0000001", "hi", None, False, (), "U1")
@@ -68,6 +74,8 @@ class EmulatedMessage:
     files: tuple[EmulatedFile, ...]
     user: str
     metadata: dict[str, Any] | None = field(default=None, hash=False)
+    api_text: str | None = None
+    deleted: bool = False
 
     @property
     def is_reply(self) -> bool:

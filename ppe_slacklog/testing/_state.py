@@ -8,10 +8,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._models import EmulatedFile, EmulatedMessage
+from ._text import stored_text
 
 __all__ = [
     "APP_ID",
@@ -24,6 +25,7 @@ __all__ = [
     "TEAM_NAME",
     "ApiResult",
     "Channel",
+    "PendingShare",
     "PendingUpload",
     "WorkspaceState",
     "error_result",
@@ -40,6 +42,7 @@ BOT_USER_NAME = "ppe-slacklog-bot"
 BOT_ID = "B0000001"
 APP_ID = "A0000001"
 MAX_TEXT_CHARS = 40_000
+TOMBSTONE_TEXT = "This message was deleted."
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,20 @@ class Channel:
     private: bool
     member: bool
     created: int
+    archived: bool = False
+    # Workspace settings that keep the bot from posting here.
+    restricted: bool = False
+
+
+@dataclass
+class PendingShare:
+    """A completed upload whose file message is not in the channel yet."""
+
+    due: float  # time.monotonic() when Slack shares it
+    files: tuple[EmulatedFile, ...]
+    channel: str
+    thread_ts: str | None
+    comment: str | None
 
 
 @dataclass
@@ -126,6 +143,15 @@ class WorkspaceState:
         self._root = "http://127.0.0.1"
         self._channels: dict[str, Channel] = {}
         self._messages: list[EmulatedMessage] = []
+        # Replies to a thread_ts that names no message: stored, seen nowhere.
+        self._orphans: list[EmulatedMessage] = []
+        self._shares: list[PendingShare] = []
+        # file id -> (channel, ts of its file message, thread_ts)
+        self._shared: dict[str, tuple[str, str, str | None]] = {}
+        self.share_delay = 0.0
+        # Largest page of conversations.history/replies (15 for commercially
+        # distributed non-Marketplace apps), None: the method's own maximum.
+        self.history_max_limit: int | None = None
         self._pending: dict[str, PendingUpload] = {}
         self._files: dict[str, EmulatedFile] = {}
         self._file_order: list[str] = []
@@ -173,6 +199,21 @@ class WorkspaceState:
         with self._lock:
             channel.member = member
 
+    def set_flag(
+        self,
+        channel_id: str,
+        *,
+        archived: bool | None = None,
+        restricted: bool | None = None,
+    ) -> None:
+        """Archive a channel or restrict posting there (``None``: unchanged)."""
+        with self._lock:
+            channel = self._channels[channel_id]
+            if archived is not None:
+                channel.archived = archived
+            if restricted is not None:
+                channel.restricted = restricted
+
     def channel_name(self, channel_id: str) -> str:
         """Name of the channel with ID ``channel_id``."""
         with self._lock:
@@ -201,7 +242,76 @@ class WorkspaceState:
     def messages(self, channel_id: str | None) -> list[EmulatedMessage]:
         """All messages in post order, optionally of one channel."""
         with self._lock:
+            self.share_due_files()
             return [m for m in self._messages if channel_id in (None, m.channel)]
+
+    def orphans(self, channel_id: str | None) -> list[EmulatedMessage]:
+        """Replies stored under a ``thread_ts`` that named no message."""
+        with self._lock:
+            return [m for m in self._orphans if channel_id in (None, m.channel)]
+
+    def delete_message(self, channel_id: str, ts: str) -> bool:
+        """Delete a message; a parent with replies leaves a tombstone."""
+        with self._lock:
+            found = [
+                n
+                for n, m in enumerate(self._messages)
+                if m.channel == channel_id and m.ts == ts
+            ]
+            if not found:
+                return False
+            number = found[0]
+            message = self._messages[number]
+            has_replies = any(
+                m.channel == channel_id and m.thread_ts == ts for m in self._messages
+            )
+            if has_replies and message.thread_ts is None:
+                # Slack keeps the thread under "This message was deleted."
+                self._messages[number] = replace(
+                    message,
+                    text=TOMBSTONE_TEXT,
+                    api_text=None,
+                    files=(),
+                    metadata=None,
+                    deleted=True,
+                )
+            else:
+                del self._messages[number]
+            return True
+
+    def share_due_files(self, *, all_now: bool = False) -> None:
+        """Post the file messages of completed uploads whose share is due.
+
+        Slack shares asynchronously after ``files.completeUploadExternal``;
+        the emulator posts each file message when first observed after its
+        due time, so a reply sent meanwhile lands before it.
+        """
+        with self._lock:
+            now = time.monotonic()
+            due = [s for s in self._shares if all_now or s.due <= now]
+            self._shares = [s for s in self._shares if s not in due]
+            for share in due:
+                self._post_share(share)
+
+    def _post_share(self, share: PendingShare) -> None:
+        thread_ts = share.thread_ts
+        if thread_ts is not None:
+            thread_ts = self._resolve_thread(share.channel, thread_ts)
+            if thread_ts is None:
+                return  # the thread's parent was deleted meanwhile
+        message = EmulatedMessage(
+            ts=self._next_ts(),
+            channel=share.channel,
+            text=share.comment or "",
+            thread_ts=thread_ts,
+            reply_broadcast=False,
+            files=share.files,
+            user=BOT_USER_ID,
+            api_text=stored_text(share.comment or ""),
+        )
+        self._messages.append(message)
+        for file in share.files:
+            self._shared[file.id] = (share.channel, message.ts, thread_ts)
 
     def files(self) -> list[EmulatedFile]:
         """Completed files in completion order."""
@@ -212,6 +322,9 @@ class WorkspaceState:
         """Forget messages, files and pending uploads; keep channels."""
         with self._lock:
             self._messages.clear()
+            self._orphans.clear()
+            self._shares.clear()
+            self._shared.clear()
             self._pending.clear()
             self._files.clear()
             self._file_order.clear()
@@ -247,7 +360,7 @@ class WorkspaceState:
             "is_im": False,
             "is_mpim": False,
             "is_private": channel.private,
-            "is_archived": False,
+            "is_archived": channel.archived,
             "is_general": channel.name == "general",
             "is_shared": False,
             "is_org_shared": False,
@@ -275,7 +388,7 @@ class WorkspaceState:
             "user": message.user,
             "bot_id": BOT_ID,
             "app_id": APP_ID,
-            "text": message.text,
+            "text": message.text if message.api_text is None else message.api_text,
             "ts": message.ts,
             "team": TEAM_ID,
             "bot_profile": {
@@ -286,6 +399,8 @@ class WorkspaceState:
                 "deleted": False,
             },
         }
+        if message.deleted:
+            body.update(subtype="tombstone", hidden=True, user="USLACKBOT")
         if message.thread_ts is not None:
             body["thread_ts"] = message.thread_ts
             body["parent_user_id"] = BOT_USER_ID
@@ -298,8 +413,22 @@ class WorkspaceState:
         return body
 
     def _file_json(self, file: EmulatedFile) -> dict[str, Any]:
-        channel = self._channels.get(file.channel or "")
+        # Until Slack has shared the file, it is in no channel.
+        where = self._shared.get(file.id)
+        channel = self._channels.get(where[0]) if where else None
         shared_public = channel is not None and not channel.private
+        shares: dict[str, Any] = {}
+        if where is not None and channel is not None:
+            share: dict[str, Any] = {
+                "ts": where[1],
+                "channel_name": channel.name,
+                "team_id": TEAM_ID,
+                "share_user_id": BOT_USER_ID,
+                "source": "UNKNOWN",
+            }
+            if where[2] is not None:
+                share.update(thread_ts=where[2], reply_count=0, reply_users=[])
+            shares = {"private" if channel.private else "public": {channel.id: [share]}}
         permalink = (
             f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{file.id}/{file.name}"
         )
@@ -322,9 +451,10 @@ class WorkspaceState:
             "size": len(file.content),
             "url_private": f"{self._root}/files-pri/{TEAM_ID}-{file.id}/{file.name}",
             "permalink": permalink,
-            "channels": [file.channel] if shared_public and file.channel else [],
-            "groups": [file.channel] if channel is not None and channel.private else [],
+            "channels": [channel.id] if channel is not None and shared_public else [],
+            "groups": [channel.id] if channel is not None and channel.private else [],
             "ims": [],
+            "shares": shares,
         }
 
     def store_upload(self, file_id: str, content: bytes) -> bool:

@@ -133,6 +133,8 @@ class WebhookMethods(HistoryMethods):
         if not text and not has_rich:
             return error_result("no_text", 400)
         with self._lock:
+            if self._channels[hook.channel].archived:
+                return error_result("channel_is_archived", 410)
             # Slack's webhook page documents no threading; replies with a
             # known thread_ts are modelled as chat.postMessage does them.
             thread_ts = None

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,15 +25,36 @@ if TYPE_CHECKING:
 __all__ = ["slack_client", "slack_emulator"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``slack_emulator`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "slack_emulator(**kwargs): SlackEmulator arguments for the "
+        "slack_emulator fixture, e.g. rate_limits=False, share_delay=0 for a "
+        "test that needs a fast Slack",
+    )
+
+
 @pytest.fixture
-def slack_emulator() -> Iterator[SlackEmulator]:
-    """A started :class:`SlackEmulator` with default settings, stopped after.
+def slack_emulator(request: pytest.FixtureRequest) -> Iterator[SlackEmulator]:
+    """A started :class:`SlackEmulator`, stopped after the test.
+
+    Slack-like by default (rate limits, asynchronous file shares...); the
+    ``slack_emulator`` marker passes arguments to the emulator, so a test
+    that needs a fast Slack says so.
 
     Example:
         >>> def test_auth(slack_emulator):
         ...     assert slack_emulator.client().auth_test()["ok"]
+        >>> @pytest.mark.slack_emulator(rate_limits=False, share_delay=0)
+        ... def test_many_posts(slack_emulator):
+        ...     for i in range(20):
+        ...         slack_emulator.client().chat_postMessage(channel="general", text=i)
     """
-    emulator = SlackEmulator()
+    kwargs: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("slack_emulator"))):
+        kwargs.update(marker.kwargs)
+    emulator = SlackEmulator(**kwargs)
     emulator.start()
     try:
         yield emulator
