@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from ppe_slacklog.testing import SlackEmulator
 
 CHANNEL = "experiment-progress"
@@ -98,6 +100,7 @@ def test_dataloader_worker_records_all_arrive(emu: SlackEmulator) -> None:
     assert "Training finished" in texts[-1]
 
 
+@pytest.mark.slack_emulator(rate_limits=False)  # 21 posts of 3,000 characters
 def test_records_of_a_child_that_exits_at_once_all_arrive(emu: SlackEmulator) -> None:
     result = _run(
         emu,
