@@ -157,6 +157,8 @@ def text_of(
         ...     text_of(Broken(), "context")
         '[unprintable: context]'
     """
+    if type(value) is str and convert is str:
+        return value  # the common case, on every record: nothing can fail
     try:
         text = convert(value)
         if type(text) is str:

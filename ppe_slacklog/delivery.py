@@ -322,7 +322,8 @@ class Outbox:
             if not self._accepting and not self._reopen():  # closed meanwhile
                 self._refuse(post)
                 return
-            self._intake()
+            if not self._inbox.empty():
+                self._intake()
             self._add(post)
             if self._idle:
                 self._cond.notify()
