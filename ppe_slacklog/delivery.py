@@ -317,6 +317,8 @@ class Outbox:
             # Taken for a moment by the sender or another thread, or by this
             # thread further up the stack: the next holder moves it on, in order.
             self._inbox.put(post)
+            if self._sender is None:
+                self._ensure_sender()  # safe here: it never waits either
             return
         try:
             if not self._accepting and not self._reopen():  # closed meanwhile
