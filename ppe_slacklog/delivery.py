@@ -48,7 +48,7 @@ _BACKOFF_FIRST: Final = 0.5
 _BACKOFF_MAX: Final = 5.0
 # Slack's clock and ours may differ a little: look back this much further
 # when asking whether an earlier attempt was stored.
-_CLOCK_SLACK: Final = 60.0
+_CLOCK_SLACK: Final = 10.0
 
 # Pace a little under the rate: requests reach Slack with some jitter, and
 # one that arrives early against Slack's own bucket is answered 429.
@@ -56,6 +56,10 @@ _PACING_MARGIN: Final = 0.95
 
 # At exit, after a flush that just timed out: one short last try.
 _LAST_TRY: Final = 2.0
+
+# A thread that could not be checked because Slack limits reading history
+# (1 request a minute for some apps) is checked again after this long.
+_RECHECK_LIMITED: Final = 60.0
 
 # How often an idle sender (or a flush) looks at the inbox unasked.
 _IDLE_POLL: Final = 0.5
@@ -106,7 +110,12 @@ class DeliveryApi(Protocol):
         ...
 
     def find_upload(
-        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
+        self,
+        channel: str,
+        file_ids: Sequence[str],
+        *,
+        thread_ts: str | None,
+        oldest: float,
     ) -> bool:
         """Whether the upload of ``file_ids`` was shared (waits a bounded time)."""
         ...
@@ -244,7 +253,8 @@ class Outbox:
         self._once = Once()
         # Threads this process did not start (a resumed run's, another
         # rank's): checked once before the first post into them.
-        self._unverified: set[str] = set()
+        # key -> when to check (again); later while Slack limits reading.
+        self._unverified: dict[str, float] = {}
         # key -> (finder, keep looking while it answers None)
         self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
@@ -783,7 +793,7 @@ class Outbox:
         with self._cond:
             if isinstance(parent, str):
                 self._threads.adopt(self._route[0], self.channel, key, parent)
-                self._unverified.add(key)
+                self._unverified[key] = 0.0
                 self._finders.pop(key, None)
             elif self._thread_of(key) is None:
                 self._finders[key] = (parent, keep_looking)
@@ -829,7 +839,7 @@ class Outbox:
                 # A ts adopted meanwhile (a snapshot loaded late) wins.
                 known = self._threads.start(self._route[0], self.channel, key, parent)
                 if known == parent:
-                    self._unverified.add(key)
+                    self._unverified[key] = 0.0
                 parent = known
             else:
                 parent = self._thread_of(key)
@@ -844,11 +854,31 @@ class Outbox:
         starts a new thread. Raises (to retry later) while Slack is away.
         """
         with self._cond:
-            if parent is None or key not in self._unverified:
+            due = self._unverified.get(key)
+            if parent is None or due is None or time.monotonic() < due:
                 return parent
-        exists = self._api.thread_exists(self.channel, parent)
+        try:
+            exists = self._api.thread_exists(self.channel, parent)
+        except SlackDeliveryError as exc:
+            if exc.code != "rate_limited_look_up":
+                raise
+            # Slack limits reading for this app: post into the thread for
+            # now and check again when the limit allows.
+            with self._cond:
+                self._unverified[key] = time.monotonic() + _RECHECK_LIMITED
+            return parent
         with self._cond:
-            self._unverified.discard(key)
+            self._unverified.pop(key, None)
+            if exists is None:
+                self._once.warn(
+                    ("thread-unchecked",),
+                    f"ppe_slacklog cannot check that the Slack thread {parent} "
+                    f"it continues in {self.channel} still exists (the token "
+                    "cannot read the channel's history): if its first message "
+                    "was deleted, Slack shows the replies nowhere. Grant the "
+                    "channels:history scope (groups:history for a private "
+                    "channel) so that a new thread is started instead.",
+                )
             if exists is not False or self._thread_of(key) != parent:
                 return self._thread_of(key)
             self._threads.forget(self._route[0], self.channel, key, parent)
@@ -864,7 +894,7 @@ class Outbox:
         with self._cond:
             if self._threads.start(self._route[0], self.channel, key, ts) != ts:
                 return  # a parent was adopted while this post was on its way
-            self._unverified.discard(key)
+            self._unverified.pop(key, None)
         for listener in list(self._listeners):
             try:
                 listener(key, ts)
@@ -920,7 +950,7 @@ class Outbox:
         if self._already_there(
             step,
             lambda oldest: self._api.find_upload(
-                self.channel, file_ids, thread_ts=parent
+                self.channel, file_ids, thread_ts=parent, oldest=oldest
             ),
         ):
             return

@@ -6,6 +6,7 @@ Everything above this module deals in :class:`Posted` results and
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -43,6 +44,9 @@ _METADATA_EVENT: Final = "ppe_slacklog_post"
 # how often to ask meanwhile.
 _SHARE_WAIT: Final = 10.0
 _SHARE_POLL: Final = 1.0
+# History (without files:read) is read every this many seconds, the first
+# time after Slack usually shared the file (about a second).
+_HISTORY_POLL: Final = 2.5
 # Answer warnings that say nothing about delivery (Slack's Web API basics).
 _QUIET_WARNINGS: Final = frozenset(
     {"missing_charset", "superfluous_charset", "already_in_channel"}
@@ -215,6 +219,23 @@ def _connection_error(
     )
 
 
+def _without_retries(client: WebClient) -> WebClient:
+    """``client``, or a copy of it that retries nothing and logs nothing.
+
+    A client passed in by the user may carry slack_sdk's retry handlers: its
+    429 handler would sleep a ``Retry-After`` (a minute, for history) on the
+    sender thread outside the channel's pacing, and its connection-error
+    handler would resend posts that Slack may have stored. The outbox does
+    both itself, paced and checked. The user's client is left as it is.
+    """
+    if not client.retry_handlers and getattr(client, "_logger", None) is _SILENT:
+        return client
+    ours = copy.copy(client)
+    ours.retry_handlers = []
+    ours._logger = _SILENT
+    return ours
+
+
 def silent_logger() -> logging.Logger:
     """A logger for slack_sdk's clients that records nothing and takes no lock.
 
@@ -229,9 +250,11 @@ def silent_logger() -> logging.Logger:
         >>> silent_logger().isEnabledFor(logging.CRITICAL)
         False
     """
-    logger = logging.Logger("ppe_slacklog.transport")
-    logger.disabled = True
-    return logger
+    return _SILENT
+
+
+_SILENT: Final = logging.Logger("ppe_slacklog.transport")
+_SILENT.disabled = True
 
 
 class SlackApi:
@@ -261,7 +284,7 @@ class SlackApi:
     """Earlier posts can be found (:meth:`find_posted`, :meth:`find_upload`)."""
 
     def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
-        self._client = client
+        self._client = _without_retries(client)
         self._channel_ids: dict[str, str] = {}
         # Why the bot could not join a channel: it asks Slack once, then only
         # posts (which work again as soon as someone invites the bot).
@@ -344,7 +367,12 @@ class SlackApi:
         return None
 
     def find_upload(
-        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
+        self,
+        channel: str,
+        file_ids: Sequence[str],
+        *,
+        thread_ts: str | None,
+        oldest: float,
     ) -> bool:
         """Whether Slack shared the upload of ``file_ids`` into ``channel``.
 
@@ -353,7 +381,10 @@ class SlackApi:
         no shares yet, and the file message may come after later replies),
         so the files are looked up by ID, waiting up to ``_SHARE_WAIT``
         seconds for the share: ``files.info`` (needs ``files:read``), else
-        the thread or channel history (``channels:history``).
+        the thread or channel history (``channels:history``) since
+        ``oldest`` (the attempt; a file message is never older), read a few
+        times only, the first time after the share usually happened: some
+        apps may read history once a minute.
         """
         if not file_ids:
             return False
@@ -371,8 +402,13 @@ class SlackApi:
                     continue
                 if state != "pending":
                     return state == "shared"
-            elif self._in_history(channel, file_ids, thread_ts):
-                return True
+            else:
+                time.sleep(_HISTORY_POLL)
+                if self._in_history(channel, file_ids, thread_ts, oldest):
+                    return True
+                if time.monotonic() + _HISTORY_POLL > deadline:
+                    return False
+                continue
             if time.monotonic() + _SHARE_POLL > deadline:
                 return False
             time.sleep(_SHARE_POLL)
@@ -392,12 +428,15 @@ class SlackApi:
         return "shared" if channel_id in shared else "pending"
 
     def _in_history(
-        self, channel: str, file_ids: Sequence[str], thread_ts: str | None
+        self,
+        channel: str,
+        file_ids: Sequence[str],
+        thread_ts: str | None,
+        oldest: float,
     ) -> bool:
         wanted = set(file_ids)
-        # The file message can come later than any reply: read the whole
-        # thread (or the last hour of the channel), not just what is new.
-        oldest = 0.0 if thread_ts is not None else time.time() - 3600.0
+        # The file message comes after the attempt, but perhaps after later
+        # replies too: everything since the attempt is read.
         for _, message in self._recent(channel, thread_ts, oldest):
             if wanted & {str(f.get("id")) for f in message.get("files") or []}:
                 return True
@@ -411,11 +450,13 @@ class SlackApi:
         thread this process did not start is checked before posting into it.
 
         Returns:
-            ``None`` when Slack cannot tell (no ``channels:history`` scope,
-            history rate-limited): the caller trusts the thread.
+            ``None`` when the token cannot read the history (no
+            ``channels:history`` scope): the caller trusts the thread.
 
         Raises:
-            SlackDeliveryError: Slack is unreachable or failing (transient).
+            SlackDeliveryError: Slack is unreachable or failing (transient),
+                or limits reading history (``rate_limited_look_up``: ask
+                again later).
         """
         try:
             response = self._look_up(
@@ -428,7 +469,7 @@ class SlackApi:
         except SlackDeliveryError as exc:
             if exc.code == "thread_not_found":
                 return False
-            if exc.permanent or exc.code == "rate_limited_look_up":
+            if exc.permanent and exc.code != "rate_limited_look_up":
                 return None
             raise
         messages = response.get("messages") or []

@@ -332,7 +332,12 @@ class WebhookApi:
         raise self._no_history(channel)
 
     def find_upload(
-        self, channel: str, file_ids: Sequence[str], *, thread_ts: str | None
+        self,
+        channel: str,
+        file_ids: Sequence[str],
+        *,
+        thread_ts: str | None,
+        oldest: float,
     ) -> bool:
         """Always refuses: Incoming Webhooks cannot read the channel.
 

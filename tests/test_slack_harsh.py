@@ -102,16 +102,44 @@ def test_a_thread_of_another_channel_is_not_replied_to_invisibly(
     assert emu.orphans() == []
 
 
-def test_without_history_scope_a_saved_thread_is_trusted() -> None:
+def test_without_history_scope_a_saved_thread_is_trusted_and_that_is_said() -> None:
     scopes = [s for s in DEFAULT_SCOPES if s != "channels:history"]
     with SlackEmulator(scopes=scopes) as emu:
         saved = emu.client().chat_postMessage(channel=CHANNEL, text="started")["ts"]
         handler = _handler(emu)
         handler.continue_thread("run", saved)
-        _trigger("run", "epoch 2")
-        assert handler.drain(timeout=10.0)
-        assert [m.text for m in emu.thread(CHANNEL, saved)] == ["started", "epoch 2"]
+        with pytest.warns(SlackDeliveryWarning, match="channels:history") as said:
+            _trigger("run", "epoch 2")
+            _trigger("run", "epoch 3")
+            assert handler.drain(timeout=10.0)
+        assert len([w for w in said if "cannot check" in str(w.message)]) == 1
+        texts = [m.text for m in emu.thread(CHANNEL, saved)]
+        assert "\n".join(texts).splitlines() == ["started", "epoch 2", "epoch 3"]
         handler.close()
+
+
+@pytest.mark.slack_emulator(non_marketplace=True)
+def test_a_users_client_with_slack_sdks_retry_handlers_never_stalls_the_sender(
+    emu: SlackEmulator,
+) -> None:
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    client = emu.client(retry_handlers=[RateLimitErrorRetryHandler()])
+    handler = SlackHandler(CHANNEL, client=client, flush_timeout=60)
+    logger = logging.getLogger("myproject")
+    logger.addHandler(handler)
+    emu.fail_after_accept(2, status=503, method="chat.postMessage")
+    started = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlackDeliveryWarning)
+        for n in range(3):
+            logger.warning("epoch %d", n)
+        assert handler.drain(timeout=60.0)
+    # slack_sdk's handler would sleep Retry-After (60 s) on each look-up.
+    assert time.monotonic() - started < 30.0
+    assert client.retry_handlers  # the user's client itself is left alone
+    logger.removeHandler(handler)
+    handler.close()
 
 
 # ------------------------------------------- 2. HTTP 200 server trouble
@@ -154,6 +182,21 @@ def test_a_lost_completion_is_found_by_file_id_despite_a_slow_share(
     emu.share_pending_files()
     assert [f.name for f in emu.files] == ["loss.png"]
     assert sum(1 for m in emu.messages(CHANNEL) if m.files) == 1
+
+
+@pytest.mark.slack_emulator(non_marketplace=True)
+def test_a_lost_completion_is_found_under_one_history_read_a_minute(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    # No files:read, history once a minute: the one read must come after
+    # the share (about a second), or the upload is sent twice.
+    emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
+    handler = _handler(emu)
+    _trigger("run", "start")
+    _trigger("run", "epoch 1", filenames=[_plot(tmp_path)])
+    assert handler.drain(timeout=30.0)
+    emu.share_pending_files()
+    assert [f.name for f in emu.files] == ["loss.png"]
 
 
 @pytest.mark.slack_emulator(share_delay=3.0, scopes=(*DEFAULT_SCOPES, "files:read"))

@@ -561,9 +561,10 @@ class SlackEmulator:
         """Answer the next ``count`` matching calls with ``status``, no effect.
 
         A 5xx answer of the Web API comes with an HTML body, as Slack's edge
-        sends it. With ``error`` the JSON body names that code instead;
-        ``status=200`` with ``error="fatal_error"`` or ``"internal_error"``
-        is how Slack also reports trouble on its side.
+        sends it (``error`` is then ignored). With ``status=200`` (or a 4xx)
+        the JSON body names ``error``: ``status=200`` with
+        ``error="fatal_error"`` or ``"internal_error"`` is how Slack also
+        reports trouble on its side.
 
         Example:
             >>> SlackEmulator().fail_next(2, status=503, method="chat.postMessage")

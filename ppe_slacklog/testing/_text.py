@@ -23,11 +23,20 @@ EMOJI_SHORTCODES: Final[dict[str, str]] = {
     "\u2139\ufe0f": ":information_source:",  # ℹ️
     "\u2139": ":information_source:",
     "\U0001f4ce": ":paperclip:",  # 📎
+    "\U0001f3c3": ":runner:",  # 🏃 (the start message: a thread's parent)
+    "\U0001f501": ":repeat:",  # 🔁
+    "\U0001f525": ":fire:",  # 🔥
+    "\U0001f50d": ":mag:",  # 🔍
+    "\u2702\ufe0f": ":scissors:",  # ✂️
+    "\u2702": ":scissors:",
 }
 
 # A bare http(s) link: not already inside <...> (Slack's own link syntax).
 # Trailing punctuation ends a sentence, not the link.
-_BARE_LINK: Final = re.compile(r"(?<![<|\w])(https?://[^\s<>|]*[^\s<>|.,;:!?)])")
+_BARE_LINK: Final = re.compile(
+    r"(?<![<|\w])(https?://(?:\([^\s<>|()]*\)|[^\s<>|()])*"
+    r"(?:\([^\s<>|()]*\)|[^\s<>|.,;:!?()]))"
+)
 _SLACK_LINK: Final = re.compile(r"<[^<>]*>")
 _EMOJI: Final = re.compile(
     "|".join(re.escape(e) for e in sorted(EMOJI_SHORTCODES, key=len, reverse=True))
@@ -54,5 +63,7 @@ def stored_text(text: str) -> str:
         ':white_check_mark: done, see <https://example.com/run>'
         >>> stored_text("<https://example.com|run> ⚠️")
         '<https://example.com|run> :warning:'
+        >>> stored_text("(see https://example.com/a_(b))")
+        '(see <https://example.com/a_(b)>)'
     """
     return _EMOJI.sub(lambda m: EMOJI_SHORTCODES[m.group(0)], _links(text))
