@@ -247,6 +247,8 @@ class Outbox:
         self._turn = 1.0 / rate if rate else 1.0
         # Slack took longer than a turn to answer the last post.
         self._slow = False
+        # The last attempt failed for a reason that may pass (Slack away).
+        self._failing = False
         # Outboxes that deliver to the same place share threads and order.
         self._route = (_place(api.base_url), channel_key(channel))
         self._threads = run_threads()
@@ -644,6 +646,7 @@ class Outbox:
                     self.stats.retries += 1
                     message.paced = False
                     continue
+                self._failing = True
                 if self._back_off(delay):
                     self._drop_closing(batch)
                     return False
@@ -660,6 +663,7 @@ class Outbox:
             else:
                 self.stats.sent += _records(batch)
                 self._delivered_at = time.monotonic()
+                self._failing = False
                 return True
 
     def _rate_limited(self, seconds: float) -> bool:
@@ -767,7 +771,9 @@ class Outbox:
         """Like :meth:`thread_parent`, waiting up to ``timeout`` while posts wait."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while self._thread_of(key) is None and self.pending:
+            # While Slack is away, waiting would only stall the caller (a
+            # snapshot of the training): the thread is not coming soon.
+            while self._thread_of(key) is None and self.pending and not self._failing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -388,3 +388,22 @@ def test_the_extensions_own_handler_survives_a_dictconfig_for_other_loggers(
         f"epoch {e}" for e in range(1, 5)
     ]
     assert any("Training finished" in line for line in lines)
+
+
+def test_snapshots_do_not_wait_for_a_slack_that_is_down(
+    slack_env: SlackEmulator,
+) -> None:
+    # ppe's snapshot extension calls state_dict() every epoch: with Slack
+    # away, waiting for the run's thread would stall the training each time.
+    slack_env.set_outage(True)
+    ext = ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}")
+    manager = make_manager(max_epochs=1)
+    manager.extend(ext)
+    with manager.run_iteration():
+        pass
+    time.sleep(1.0)  # the start message has failed once by now
+    begin = time.monotonic()
+    for _ in range(5):
+        assert ext.state_dict()["threads"] == {}
+    assert time.monotonic() - begin < 3.0  # was 2 s per call
+    slack_env.set_outage(False)
