@@ -288,10 +288,7 @@ def _take_pending() -> tuple[int, int, _Keys] | None:
 
 def _before_fork() -> None:
     _forking.pipe = None
-    try:
-        outboxes = list(delivery._outboxes)
-    except RuntimeError:  # another thread made an outbox meanwhile
-        return  # the child delivers by itself
+    outboxes = delivery.live_outboxes()
     if all(o.closed for o in outboxes):
         return  # nothing could be logged to Slack in the child
     keys: _Keys = {id(o): weakref.ref(o) for o in outboxes}

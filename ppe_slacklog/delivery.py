@@ -164,6 +164,9 @@ class _Message:
 
 
 _outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
+# Adding to a WeakSet while another thread iterates it raises; re-entrant,
+# as an outbox may be created by a __del__ that runs inside a copy.
+_outboxes_lock = threading.RLock()
 
 # A thread's own record of whether it is starting a sender right now.
 _local = threading.local()
@@ -272,7 +275,8 @@ class Outbox:
         # stats.queued when the exit drain ran (-1: not yet).
         self._expired_at = -1
         self._init_runtime()
-        _outboxes.add(self)
+        with _outboxes_lock:
+            _outboxes.add(self)
 
     def _init_runtime(self) -> None:
         # Everything a forked child must not inherit: a lock the parent's
@@ -478,7 +482,7 @@ class Outbox:
         waited = timeout
         if self._expired() or time.monotonic() - self._last_flush_timeout < 1.0:
             timeout = 0.0
-        self.flush(timeout)
+        flushed = self.flush(timeout)
         with self._cond:
             self._accepting = False
             self._stopping = True
@@ -490,9 +494,10 @@ class Outbox:
             sender = self._sender
             self._cond.notify_all()
         if sender is not None and sender is not threading.current_thread():
-            # A short wait lets the sender settle its in-flight message; a
-            # request that hangs is not waited for, so closing never hangs.
-            sender.join(timeout=0.5)
+            # A short wait lets the sender settle; after a flush that ran out
+            # of time a request is hanging: not waited for (several handlers
+            # closed one after the other would add it up).
+            sender.join(timeout=0.5 if flushed else 0.05)
         with self._cond:
             in_flight = self._in_flight
             dropped += self._dropped_while_closing
@@ -616,7 +621,7 @@ class Outbox:
 
     def _wait_for_predecessors(self) -> None:
         """Lets outboxes retired by a reconfiguration deliver to this channel first."""
-        for other in list(_outboxes):
+        for other in live_outboxes():
             if other is not self and other._route == self._route and other.retiring:
                 other._wait_delivered(other.flush_timeout)
 
@@ -1027,7 +1032,8 @@ class Outbox:
 
 def live_outboxes() -> list[Outbox]:
     """Every outbox of this process, those of closed handlers included."""
-    return list(_outboxes)
+    with _outboxes_lock:
+        return list(_outboxes)
 
 
 def drain_outboxes(outboxes: list[Outbox], *, at_exit: bool = False) -> bool:
@@ -1066,13 +1072,16 @@ def _drop_notice(dropped: Counter[str], max_records: int, max_bytes: int) -> str
     )
     return (
         f"⚠️ *ppe_slacklog* dropped {sum(dropped.values())} message(s) while Slack "
-        f"was unreachable ({what}): the queue holds at most {max_records} "
+        f"could not take them as fast as they came ({what}): the queue holds at "
+        f"most {max_records} "
         f"records / {max_bytes // (1024 * 1024)} MB. Start, end, error and "
         "WARNING-or-above messages are kept."
     )
 
 
 def _after_fork_in_child() -> None:
+    global _outboxes_lock
+    _outboxes_lock = threading.RLock()  # another thread may have held it
     for outbox in list(_outboxes):
         outbox._init_runtime()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,6 +50,8 @@ class Post:
     repeat: int = 1
     broadcast: bool = False
     queued_at: float = 0.0
+    #: In the queue, or taken out / dropped (the queue's own bookkeeping).
+    state: int = 0
 
     @property
     def essential(self) -> bool:
@@ -94,6 +95,15 @@ class Post:
         return self.text if self.repeat == 1 else f"{self.text} (×{self.repeat})"
 
 
+# States of a post in the queue (lazy deletion: a post taken out of the
+# middle, or dropped, stays in the deques until it reaches their left end).
+_QUEUED: Final = 0
+_GONE: Final = 1
+
+# How far take_followers looks past posts of other threads for its own.
+_SCAN: Final = 2_000
+
+
 class PostQueue:
     """A FIFO of posts bounded by count and bytes.
 
@@ -103,6 +113,10 @@ class PostQueue:
     Start, end and error events are never dropped. A post identical to the
     last one queued in a backlog (three or more waiting) is not queued
     again: the last one's count goes up.
+
+    Every operation is amortised O(1) (batching aside): the candidates for
+    dropping are kept in queues of their own, so a head full of posts that
+    must be kept never makes a drop scan them.
 
     Example:
         >>> q = PostQueue(max_records=4, max_bytes=10_000)
@@ -121,13 +135,18 @@ class PostQueue:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self._items: deque[Post] = deque()
+        # Non-essential posts, and plain log records, in order: what a drop
+        # takes first, and what it takes when only essential posts are left.
+        self._optional_items: deque[Post] = deque()
+        self._log_items: deque[Post] = deque()
+        self._live = 0
         self._bytes = 0
         self._optional = 0
         #: Posts dropped (by kind) since the last :meth:`take_dropped`.
         self.dropped: Counter[str] = Counter()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._live
 
     @property
     def bytes(self) -> int:
@@ -136,13 +155,13 @@ class PostQueue:
 
     def add(self, post: Post) -> int:
         """Queues ``post``; returns how many records were dropped to make room."""
-        items = self._items
         # Repeats collapse only in a backlog (a storm, or Slack away): a
         # message that can go out at once is sent as it is.
-        if len(items) >= _COLLAPSE_BACKLOG:
-            last = items[-1]
+        if self._live >= _COLLAPSE_BACKLOG:
+            last = self._last()
             if (
-                last.text == post.text
+                last is not None
+                and last.text == post.text
                 and last.thread_key == post.thread_key
                 and last.kind == post.kind
                 and not last.files
@@ -150,13 +169,18 @@ class PostQueue:
             ):
                 last.repeat += 1
                 return 0
-        items.append(post)
+        post.state = _QUEUED
+        self._items.append(post)
+        if not post.essential:
+            self._optional_items.append(post)
+        if post.kind == "log":
+            self._log_items.append(post)
         self._account(post, +1)
         dropped = 0
         # The newest post is never dropped for its own size: a bound smaller
         # than one post would otherwise lose it with Slack perfectly healthy.
-        while len(items) > 1 and (
-            len(items) > self.max_records or self._bytes > self.max_bytes
+        while self._live > 1 and (
+            self._live > self.max_records or self._bytes > self.max_bytes
         ):
             removed = self._drop_one()
             if not removed:
@@ -164,50 +188,58 @@ class PostQueue:
             dropped += removed
         return dropped
 
+    def _last(self) -> Post | None:
+        items = self._items
+        while items and items[-1].state != _QUEUED:
+            items.pop()
+        return items[-1] if items else None
+
     def _account(self, post: Post, sign: int) -> None:
+        self._live += sign
         self._bytes += sign * post.size
         if not post.essential:
             self._optional += sign
 
+    def _remove(self, post: Post) -> None:
+        post.state = _GONE
+        self._account(post, -1)
+
+    @staticmethod
+    def _oldest(candidates: deque[Post]) -> Post | None:
+        while candidates and candidates[0].state != _QUEUED:
+            candidates.popleft()
+        return candidates[0] if candidates else None
+
     def _drop_one(self) -> int:
         """Drops one post by the policy above; returns the records it held."""
-        if self._optional and not self._items[0].essential:
-            # The common case (a flood of INFO records): drop from the head.
-            post = self._items.popleft()
-            self._account(post, -1)
-            self.dropped[post.kind] += post.repeat
-            return post.repeat
-        index = self._oldest(lambda p: not p.essential) if self._optional else None
-        if index is None:
-            hard = (
-                len(self._items) > 2 * self.max_records
-                or self._bytes > 2 * self.max_bytes
-            )
+        post = self._oldest(self._optional_items)
+        if post is None:
+            hard = self._live > 2 * self.max_records or self._bytes > 2 * self.max_bytes
             if not hard:
                 return 0
-            index = self._oldest(lambda p: p.kind == "log")
-            if index is None:
+            post = self._oldest(self._log_items)
+            if post is None:
                 return 0
-        post = self._items[index]
-        del self._items[index]
-        self._account(post, -1)
+        self._remove(post)
         self.dropped[post.kind] += post.repeat
         return post.repeat
 
-    def _oldest(self, test: Callable[[Post], bool]) -> int | None:
-        # The newest post is the likeliest only candidate when the queue is
-        # full of essential ones: check it before scanning from the head.
-        if self._optional == 1 and test(self._items[-1]):
-            return len(self._items) - 1
-        for index, post in enumerate(self._items):
-            if test(post):
-                return index
-        return None
+    def _head(self) -> Post | None:
+        items = self._items
+        while items and items[0].state != _QUEUED:
+            items.popleft()
+        return items[0] if items else None
 
     def take(self) -> Post:
         """Removes and returns the oldest post."""
-        post = self._items.popleft()
-        self._account(post, -1)
+        post = self._head()
+        if post is None:
+            raise IndexError("take from an empty PostQueue")
+        self._items.popleft()
+        self._remove(post)
+        # Keep the side queues from holding on to posts already sent.
+        self._oldest(self._optional_items)
+        self._oldest(self._log_items)
         return post
 
     def take_followers(
@@ -216,7 +248,10 @@ class PostQueue:
         """Removes the posts that can share ``first``'s message, in order.
 
         Followers must be batchable, of the same thread, and fit with
-        ``first`` in ``max_chars`` characters (one line each). With
+        ``first`` in ``max_chars`` characters (one line each). Posts of other
+        threads (say, top-level log records between a run's trigger events)
+        are passed over and stay queued, in order, for their own message; a
+        post of the same thread that cannot be batched ends the batch. With
         ``may_close`` (Slack is slow), a plain end message may close the
         batch: the end of a run then costs no request of its own and
         arrives within the flush.
@@ -224,36 +259,53 @@ class PostQueue:
         Example:
             >>> q = PostQueue(max_records=10, max_bytes=10_000)
             >>> for post in [Post("e1", "r", kind="trigger"),
+            ...              Post("app log"),
+            ...              Post("e2", "r", kind="trigger"),
             ...              Post("done", "r", kind="end"),
             ...              Post("next", "r", kind="trigger")]:
             ...     _ = q.add(post)
             >>> first = q.take()
             >>> [p.text for p in q.take_followers(first, 100, may_close=True)]
-            ['done']
+            ['e2', 'done']
+            >>> [q.take().text for _ in range(len(q))]
+            ['app log', 'next']
         """
         batch: list[Post] = []
         if not first.batchable:
             return batch
         total = len(first.display())
-        while self._items:
-            nxt = self._items[0]
-            if nxt.thread_key != first.thread_key:
+        scanned = 0
+        for post in self._items:
+            scanned += 1
+            if scanned > _SCAN:
                 break
-            closes = may_close and nxt.closes_batch
-            if not nxt.batchable and not closes:
+            if post.state != _QUEUED:
+                continue
+            if post.thread_key != first.thread_key:
+                continue  # another thread's post: it keeps its place
+            closes = may_close and post.closes_batch
+            if not post.batchable and not closes:
                 break
-            total += len(nxt.display()) + 1
+            total += len(post.display()) + 1
             if total > max_chars:
                 break
-            batch.append(self.take())
+            batch.append(post)
             if closes:
                 break
+        for post in batch:
+            self._remove(post)
+        self._head()
         return batch
 
     def clear(self) -> list[Post]:
         """Removes and returns everything queued."""
-        items = list(self._items)
+        items = [p for p in self._items if p.state == _QUEUED]
+        for post in items:
+            post.state = _GONE
         self._items.clear()
+        self._optional_items.clear()
+        self._log_items.clear()
+        self._live = 0
         self._bytes = 0
         self._optional = 0
         return items

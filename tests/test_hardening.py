@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 import weakref
 from typing import Any
 
@@ -407,3 +408,83 @@ def test_snapshots_do_not_wait_for_a_slack_that_is_down(
         assert ext.state_dict()["threads"] == {}
     assert time.monotonic() - begin < 3.0  # was 2 s per call
     slack_env.set_outage(False)
+
+
+def test_a_flood_with_warnings_in_it_exits_in_bounded_time(emu: SlackEmulator) -> None:
+    # WARNINGs are never dropped; they used to pile up at the head of the
+    # queue, and every drop scanned past them all (minutes at exit).
+    result = _python(
+        emu,
+        """
+        import logging, time
+        from ppe_slacklog import SlackHandler
+
+        log = logging.getLogger("myproject")
+        log.propagate = False
+        log.addHandler(SlackHandler("general", flush_timeout=2))
+        log.setLevel(logging.INFO)
+        begin = time.monotonic()
+        for n in range(150_000):
+            if n % 25:
+                log.info("record %d", n)
+            else:
+                log.warning("warning %d", n)
+        print("logged", round(time.monotonic() - begin, 1), flush=True)
+        """,
+        timeout=25,  # logging takes about 4 s, exit 2 s; it took 36 s and more
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("logged")
+
+
+def test_app_logs_on_the_same_handler_do_not_cost_the_end_message(
+    emu: SlackEmulator,
+) -> None:
+    # Top-level app records between a run's thread replies: each kind is
+    # batched with its own, so the backlog stays small and the end arrives.
+    config = _config(emu)
+    config["loggers"]["app"] = {"handlers": ["slack"], "level": "INFO"}
+    logging.config.dictConfig(config)
+    manager = make_manager(max_epochs=8, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}"), trigger=(1, "epoch")
+    )
+    app = logging.getLogger("app")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ppe_slacklog.SlackDeliveryWarning)
+        while not manager.stop_trigger:
+            with manager.run_iteration():
+                for n in range(2):
+                    app.info("app line %d of epoch %d", n, manager.epoch)
+                time.sleep(0.3)
+    lines = _lines(emu)
+    assert [line for line in lines if line.startswith("epoch")] == [
+        f"epoch {e}" for e in range(1, 9)
+    ]
+    assert any("Training finished" in line for line in lines)
+    assert len([line for line in lines if "app line" in line]) == 16
+
+
+def test_logging_shutdown_does_not_wait_for_hanging_requests_one_by_one(
+    emu: SlackEmulator,
+) -> None:
+    emu.set_latency(30.0)  # every request hangs past the flush
+    result = _python(
+        emu,
+        """
+        import logging, time
+        from ppe_slacklog import SlackHandler
+
+        for channel in ("general", "alerts", "experiment-progress"):
+            log = logging.getLogger(channel)
+            log.addHandler(SlackHandler(channel, flush_timeout=2, rate_limit=None))
+            log.warning("to %s", channel)
+        time.sleep(0.2)
+        begin = time.monotonic()
+        logging.shutdown()
+        print(round(time.monotonic() - begin, 2), flush=True)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[0]) < 3.0  # was 2 s + 3 x 0.5 s
