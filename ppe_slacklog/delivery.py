@@ -602,7 +602,10 @@ class Outbox:
                     with self._cond:
                         self._intake()
                         batch += self._queue.take_followers(
-                            first, self.max_chars, may_close=self._slow
+                            first,
+                            self.max_chars,
+                            may_close=self._slow,
+                            reach_past_others=self._is_reply(first),
                         )
                         self._in_flight = _records(batch)
                 if self._deliver(batch, paced=True):
@@ -618,6 +621,16 @@ class Outbox:
                 with self._cond:
                     self._in_flight = 0
                     self._cond.notify_all()
+
+    def _is_reply(self, post: Post) -> bool:
+        """Whether ``post`` goes into a thread that exists (not to the top level)."""
+        key = post.thread_key
+        return (
+            key is not None
+            and self.thread
+            and self._api.can_thread
+            and self._thread_of(key) is not None
+        )
 
     def _wait_for_predecessors(self) -> None:
         """Lets outboxes retired by a reconfiguration deliver to this channel first."""
@@ -877,6 +890,14 @@ class Outbox:
             # now and check again when the limit allows.
             with self._cond:
                 self._unverified[key] = time.monotonic() + _RECHECK_LIMITED
+            self._once.warn(
+                ("thread-unchecked-yet",),
+                f"ppe_slacklog cannot check yet that the Slack thread {parent} "
+                f"it continues in {self.channel} still exists (Slack limits "
+                "reading history for this app); messages go to it meanwhile, "
+                f"and it is checked again in {_RECHECK_LIMITED:g}s. If its "
+                "first message was deleted, Slack shows them nowhere.",
+            )
             return parent
         with self._cond:
             self._unverified.pop(key, None)

@@ -222,7 +222,26 @@ class PostQueue:
                 return 0
         self._remove(post)
         self.dropped[post.kind] += post.repeat
+        self._tidy()
         return post.repeat
+
+    def _tidy(self) -> None:
+        """Lets go of posts that left the queue: memory stays bounded.
+
+        Gone posts leave the deques from their left ends as they get there;
+        when they are most of a deque (kept posts at its head, say, while
+        Slack is away), the deques are rebuilt, at a cost spread over the
+        drops that made them.
+        """
+        self._head()
+        self._oldest(self._optional_items)
+        self._oldest(self._log_items)
+        if len(self._items) + len(self._log_items) > 3 * self._live + 64:
+            self._items = deque(p for p in self._items if p.state == _QUEUED)
+            self._optional_items = deque(
+                p for p in self._optional_items if p.state == _QUEUED
+            )
+            self._log_items = deque(p for p in self._log_items if p.state == _QUEUED)
 
     def _head(self) -> Post | None:
         items = self._items
@@ -243,18 +262,25 @@ class PostQueue:
         return post
 
     def take_followers(
-        self, first: Post, max_chars: int, *, may_close: bool = False
+        self,
+        first: Post,
+        max_chars: int,
+        *,
+        may_close: bool = False,
+        reach_past_others: bool = False,
     ) -> list[Post]:
         """Removes the posts that can share ``first``'s message, in order.
 
         Followers must be batchable, of the same thread, and fit with
-        ``first`` in ``max_chars`` characters (one line each). Posts of other
-        threads (say, top-level log records between a run's trigger events)
-        are passed over and stay queued, in order, for their own message; a
-        post of the same thread that cannot be batched ends the batch. With
-        ``may_close`` (Slack is slow), a plain end message may close the
-        batch: the end of a run then costs no request of its own and
-        arrives within the flush.
+        ``first`` in ``max_chars`` characters (one line each). With
+        ``reach_past_others`` (``first`` is a reply in a thread that
+        exists), posts of other threads and top-level ones (say, log records
+        between a run's trigger events) are passed over and stay queued, in
+        order, for their own message: they go to another place, so the order
+        a reader sees is kept. Otherwise, and always at a post of the same
+        thread that cannot be batched, the batch ends. With ``may_close``
+        (Slack is slow), a plain end message may close the batch: the end of
+        a run then costs no request of its own and arrives within the flush.
 
         Example:
             >>> q = PostQueue(max_records=10, max_bytes=10_000)
@@ -265,7 +291,8 @@ class PostQueue:
             ...              Post("next", "r", kind="trigger")]:
             ...     _ = q.add(post)
             >>> first = q.take()
-            >>> [p.text for p in q.take_followers(first, 100, may_close=True)]
+            >>> [p.text for p in q.take_followers(
+            ...     first, 100, may_close=True, reach_past_others=True)]
             ['e2', 'done']
             >>> [q.take().text for _ in range(len(q))]
             ['app log', 'next']
@@ -282,7 +309,9 @@ class PostQueue:
             if post.state != _QUEUED:
                 continue
             if post.thread_key != first.thread_key:
-                continue  # another thread's post: it keeps its place
+                if reach_past_others:
+                    continue  # another place's post: it keeps its turn there
+                break
             closes = may_close and post.closes_batch
             if not post.batchable and not closes:
                 break

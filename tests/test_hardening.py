@@ -398,7 +398,7 @@ def test_snapshots_do_not_wait_for_a_slack_that_is_down(
     # away, waiting for the run's thread would stall the training each time.
     slack_env.set_outage(True)
     ext = ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}")
-    manager = make_manager(max_epochs=1)
+    manager = make_manager(max_epochs=1, iters_per_epoch=2)
     manager.extend(ext)
     with manager.run_iteration():
         pass
@@ -408,6 +408,9 @@ def test_snapshots_do_not_wait_for_a_slack_that_is_down(
         assert ext.state_dict()["threads"] == {}
     assert time.monotonic() - begin < 3.0  # was 2 s per call
     slack_env.set_outage(False)
+    with manager.run_iteration():  # the run ends (and is no longer watched)
+        pass
+    assert any("Training finished" in line for line in _lines(slack_env))
 
 
 def test_a_flood_with_warnings_in_it_exits_in_bounded_time(emu: SlackEmulator) -> None:
@@ -488,3 +491,37 @@ def test_logging_shutdown_does_not_wait_for_hanging_requests_one_by_one(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.split()[0]) < 3.0  # was 2 s + 3 x 0.5 s
+
+
+def test_top_level_order_is_kept_when_records_share_messages(
+    emu: SlackEmulator,
+) -> None:
+    # thread=False: the run's messages and the app's lines all go to the
+    # top level, so a batch must never reach past one to take the other.
+    handler = SlackHandler(
+        CHANNEL, token=emu.token, base_url=emu.base_url, thread=False
+    )
+    for name in (ppe_slacklog.DEFAULT_LOGGER, "app"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    manager = make_manager(max_epochs=5, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}"), trigger=(1, "epoch")
+    )
+    app = logging.getLogger("app")
+    while not manager.stop_trigger:
+        with manager.run_iteration():
+            app.info("app %d", manager.epoch)
+            time.sleep(0.1)
+    assert handler.drain(30)
+    lines = [
+        line
+        for line in _lines(emu)
+        if line.startswith("epoch") or line.startswith("ℹ️ *app*")
+    ]
+    expected = []
+    for epoch in range(5):
+        expected.append(f"ℹ️ *app* app {epoch}")
+        expected.append(f"epoch {epoch + 1}")
+    assert lines == expected

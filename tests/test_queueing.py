@@ -87,3 +87,25 @@ def test_token_bucket_and_shared_buckets() -> None:
     assert bucket_for("http://y/api/", "general", 1.0, 3) is not a
     with pytest.raises(ValueError):
         TokenBucket(rate=0, burst=1)
+
+
+def test_dropped_posts_are_let_go_even_behind_a_kept_one() -> None:
+    # While Slack is away nothing is taken: the posts dropped to stay within
+    # the bound must not stay in memory (a kept WARNING at the head, say).
+    q = PostQueue(max_records=100, max_bytes=10**9)
+    q.add(Post("kept", level=logging.WARNING))
+    for n in range(50_000):
+        q.add(Post(f"info {n}"))
+    assert len(q) == 100
+    assert len(q._items) + len(q._log_items) <= 3 * 100 + 64 + 2
+    assert [q.take().text for _ in range(2)] == ["kept", "info 49901"]
+
+
+def test_followers_never_jump_over_posts_of_the_same_place() -> None:
+    q = PostQueue(max_records=100, max_bytes=10**6)
+    for post in [Post("a1"), Post("e1", "run", kind="trigger"), Post("a2")]:
+        q.add(post)
+    first = q.take()
+    # Top level: the run's post (not yet in a thread) keeps them apart.
+    assert q.take_followers(first, 1000) == []
+    assert [q.take().text for _ in range(2)] == ["e1", "a2"]

@@ -89,7 +89,7 @@ def test_what_a_webhook_cannot_do_is_refused_for_good(url: str) -> None:
     with pytest.raises(SlackDeliveryError) as posted:
         api.find_posted("alerts", "m-1", thread_ts=None, oldest=0.0)
     with pytest.raises(SlackDeliveryError) as uploaded:
-        api.find_upload("alerts", ["F0000001"], thread_ts=None)
+        api.find_upload("alerts", ["F0000001"], thread_ts=None, oldest=0.0)
     for exc in (posted.value, uploaded.value):
         assert exc.code == "webhook_cannot_look_back" and exc.permanent
     assert api.channel_id("#alerts") == "#alerts"
