@@ -260,6 +260,8 @@ class Outbox:
         # rank's): checked once before the first post into them.
         # key -> when to check (again); later while Slack limits reading.
         self._unverified: dict[str, float] = {}
+        # key -> posts sent into a thread not checked yet (reading limited).
+        self._unchecked_posts: dict[str, int] = {}
         # key -> (finder, keep looking while it answers None)
         self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
@@ -879,7 +881,11 @@ class Outbox:
         """
         with self._cond:
             due = self._unverified.get(key)
-            if parent is None or due is None or time.monotonic() < due:
+            if parent is None or due is None:
+                return parent
+            if time.monotonic() < due:
+                # Waiting to check again: this post goes in unchecked.
+                self._unchecked_posts[key] = self._unchecked_posts.get(key, 0) + 1
                 return parent
         try:
             exists = self._api.thread_exists(self.channel, parent)
@@ -890,6 +896,7 @@ class Outbox:
             # now and check again when the limit allows.
             with self._cond:
                 self._unverified[key] = time.monotonic() + _RECHECK_LIMITED
+                self._unchecked_posts[key] = self._unchecked_posts.get(key, 0) + 1
             self._once.warn(
                 ("thread-unchecked-yet",),
                 f"ppe_slacklog cannot check yet that the Slack thread {parent} "
@@ -911,14 +918,21 @@ class Outbox:
                     "channels:history scope (groups:history for a private "
                     "channel) so that a new thread is started instead.",
                 )
+            unchecked = self._unchecked_posts.pop(key, 0)
             if exists is not False or self._thread_of(key) != parent:
                 return self._thread_of(key)
             self._threads.forget(self._route[0], self.channel, key, parent)
+        lost = (
+            f" {unchecked} message(s) sent to it before it could be checked "
+            "are not shown by Slack."
+            if unchecked
+            else ""
+        )
         self._once.warn(
             ("thread-gone",),
             f"ppe_slacklog: the Slack thread {parent} to continue in "
             f"{self.channel} no longer exists (its first message was deleted, "
-            "or it is in another channel); a new thread is started.",
+            f"or it is in another channel); a new thread is started.{lost}",
         )
         return None
 
