@@ -11,7 +11,6 @@ Nothing here raises into the caller.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -30,10 +29,11 @@ from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
-from .runs import channel_key, run_threads
+from .runs import channel_key
 from .slackapi import FileData, Posted, SlackDeliveryError
 from .stats import DeliveryStats
 from .templates import escape
+from .threads import ChannelThreads
 
 __all__ = [
     "DeliveryApi",
@@ -56,10 +56,6 @@ _PACING_MARGIN: Final = 0.95
 
 # At exit, after a flush that just timed out: one short last try.
 _LAST_TRY: Final = 2.0
-
-# A thread that could not be checked because Slack limits reading history
-# (1 request a minute for some apps) is checked again after this long.
-_RECHECK_LIMITED: Final = 60.0
 
 # How often an idle sender (or a flush) looks at the inbox unasked.
 _IDLE_POLL: Final = 0.5
@@ -254,17 +250,8 @@ class Outbox:
         self._failing = False
         # Outboxes that deliver to the same place share threads and order.
         self._route = (_place(api.base_url), channel_key(channel))
-        self._threads = run_threads()
         self._once = Once()
-        # Threads this process did not start (a resumed run's, another
-        # rank's): checked once before the first post into them.
-        # key -> when to check (again); later while Slack limits reading.
-        self._unverified: dict[str, float] = {}
-        # key -> posts sent into a thread not checked yet (reading limited).
-        self._unchecked_posts: dict[str, int] = {}
-        # key -> (finder, keep looking while it answers None)
-        self._finders: dict[str, tuple[Callable[[], str | None], bool]] = {}
-        self._listeners: list[Callable[[str, str], None]] = []
+        self._threads = ChannelThreads(api, channel, self._route[0], self._once)
         # Accepting posts; after close() or retire() no more are taken.
         self._accepting = True
         # The sender drops what is left and ends (close(), not retire()).
@@ -283,6 +270,7 @@ class Outbox:
     def _init_runtime(self) -> None:
         # Everything a forked child must not inherit: a lock the parent's
         # sender may have held at fork time, the parent's queue, its thread.
+        self._threads.reset_lock()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         # Posts that arrived while the lock was taken (possibly by this very
@@ -631,7 +619,7 @@ class Outbox:
             key is not None
             and self.thread
             and self._api.can_thread
-            and self._thread_of(key) is not None
+            and self._threads.of(key) is not None
         )
 
     def _wait_for_predecessors(self) -> None:
@@ -651,7 +639,7 @@ class Outbox:
             except SlackDeliveryError as exc:
                 if exc.code == "thread_not_found" and message.thread_key:
                     # The thread's parent was deleted: start a new thread.
-                    self._forget_thread(message.thread_key)
+                    self._threads.forget(message.thread_key)
                     continue
                 if exc.permanent:
                     self._give_up(message, exc, _records(batch))
@@ -729,7 +717,7 @@ class Outbox:
         starts_thread = (
             self.thread
             and message.thread_key is not None
-            and self._thread_of(message.thread_key) is None
+            and self._threads.of(message.thread_key) is None
         )
         if starts_thread:
             # Slack does not reliably return the ts of a file message, so a
@@ -758,26 +746,22 @@ class Outbox:
         for number, step in enumerate(message.steps):
             if step.done:
                 continue
-            parent = self._parent_of(key) if key is not None else None
+            parent = self._threads.parent_for_post(key) if key is not None else None
             if step.kind == "upload":
                 self._upload_once(message, step, parent)
             else:
                 posted = self._post_once(message, number, parent)
                 # While a finder keeps looking for the thread, posts go to
                 # the channel and do not start a thread of their own.
-                if key is not None and parent is None and key not in self._finders:
-                    self._thread_started(key, posted.ts)
+                if (
+                    key is not None
+                    and parent is None
+                    and not self._threads.looking(key)
+                ):
+                    self._threads.started(key, posted.ts)
             step.done = True
 
     # -- threads ----------------------------------------------------------------
-
-    def _thread_of(self, key: str) -> str | None:
-        return self._threads.get(self._route[0], self.channel, key)
-
-    def _forget_thread(self, key: str) -> None:
-        ts = self._thread_of(key)
-        if ts is not None:
-            self._threads.forget(self._route[0], self.channel, key, ts)
 
     def thread_parent(self, key: str) -> str | None:
         """The ``ts`` of the message that started thread ``key``, if posted yet.
@@ -785,7 +769,7 @@ class Outbox:
         Threads belong to the run and the channel, not to this outbox: one
         started by another handler of the same channel counts.
         """
-        return self._thread_of(key)
+        return self._threads.of(key)
 
     def wait_thread_parent(self, key: str, timeout: float) -> str | None:
         """Like :meth:`thread_parent`, waiting up to ``timeout`` while posts wait."""
@@ -793,12 +777,12 @@ class Outbox:
         with self._cond:
             # While Slack is away, waiting would only stall the caller (a
             # snapshot of the training): the thread is not coming soon.
-            while self._thread_of(key) is None and self.pending and not self._failing:
+            while self._threads.of(key) is None and self.pending and not self._failing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, _IDLE_POLL))
-        return self._thread_of(key)
+        return self._threads.of(key)
 
     def adopt_thread(
         self,
@@ -815,14 +799,10 @@ class Outbox:
         ``None`` (or raises), that post starts a new thread; with
         ``keep_looking`` it goes to the channel's top level instead and the
         function is asked again before the next post, until it finds one.
+        A thread this process did not start is checked once before the
+        first post into it (:mod:`ppe_slacklog.threads`).
         """
-        with self._cond:
-            if isinstance(parent, str):
-                self._threads.adopt(self._route[0], self.channel, key, parent)
-                self._unverified[key] = 0.0
-                self._finders.pop(key, None)
-            elif self._thread_of(key) is None:
-                self._finders[key] = (parent, keep_looking)
+        self._threads.adopt(key, parent, keep_looking=keep_looking)
 
     def on_thread_started(
         self, listener: Callable[[str, str], None]
@@ -832,124 +812,7 @@ class Outbox:
         Returns:
             A function that removes the listener again.
         """
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
-
-    def _parent_of(self, key: str) -> str | None:
-        with self._cond:
-            parent = self._thread_of(key)
-            found = self._finders.get(key) if parent is None else None
-        if found is None:
-            return self._verified(key, parent)
-        finder, keep_looking = found
-        try:
-            parent = finder()
-        except Exception as exc:  # someone else's code: never the sender's end
-            keep_looking = False
-            self._once.warn(
-                ("finder", type(exc).__name__),
-                f"ppe_slacklog: finding the Slack thread to continue in "
-                f"{self.channel} failed ({type(exc).__name__}: {exc}); a new "
-                "thread is started.",
-            )
-            parent = None
-        with self._cond:
-            if self._finders.get(key) is found and (parent or not keep_looking):
-                del self._finders[key]
-            if parent:
-                # A ts adopted meanwhile (a snapshot loaded late) wins.
-                known = self._threads.start(self._route[0], self.channel, key, parent)
-                if known == parent:
-                    self._unverified[key] = 0.0
-                parent = known
-            else:
-                parent = self._thread_of(key)
-        return self._verified(key, parent)
-
-    def _verified(self, key: str, parent: str | None) -> str | None:
-        """``parent``, once Slack confirmed a thread we did not start exists.
-
-        Slack accepts a reply whose parent is gone (deleted, or of another
-        channel) with ``ok: true`` and shows it nowhere, so a saved or shared
-        thread is checked once; when its parent is gone, ``None``: the post
-        starts a new thread. Raises (to retry later) while Slack is away.
-        """
-        with self._cond:
-            due = self._unverified.get(key)
-            if parent is None or due is None:
-                return parent
-            if time.monotonic() < due:
-                # Waiting to check again: this post goes in unchecked.
-                self._unchecked_posts[key] = self._unchecked_posts.get(key, 0) + 1
-                return parent
-        try:
-            exists = self._api.thread_exists(self.channel, parent)
-        except SlackDeliveryError as exc:
-            if exc.code != "rate_limited_look_up":
-                raise
-            # Slack limits reading for this app: post into the thread for
-            # now and check again when the limit allows.
-            with self._cond:
-                self._unverified[key] = time.monotonic() + _RECHECK_LIMITED
-                self._unchecked_posts[key] = self._unchecked_posts.get(key, 0) + 1
-            self._once.warn(
-                ("thread-unchecked-yet",),
-                f"ppe_slacklog cannot check yet that the Slack thread {parent} "
-                f"it continues in {self.channel} still exists (Slack limits "
-                "reading history for this app); messages go to it meanwhile, "
-                f"and it is checked again in {_RECHECK_LIMITED:g}s. If its "
-                "first message was deleted, Slack shows them nowhere.",
-            )
-            return parent
-        with self._cond:
-            self._unverified.pop(key, None)
-            if exists is None:
-                self._once.warn(
-                    ("thread-unchecked",),
-                    f"ppe_slacklog cannot check that the Slack thread {parent} "
-                    f"it continues in {self.channel} still exists (the token "
-                    "cannot read the channel's history): if its first message "
-                    "was deleted, Slack shows the replies nowhere. Grant the "
-                    "channels:history scope (groups:history for a private "
-                    "channel) so that a new thread is started instead.",
-                )
-            unchecked = self._unchecked_posts.pop(key, 0)
-            if exists is not False or self._thread_of(key) != parent:
-                return self._thread_of(key)
-            self._threads.forget(self._route[0], self.channel, key, parent)
-        lost = (
-            f" {unchecked} message(s) sent to it before it could be checked "
-            "are not shown by Slack."
-            if unchecked
-            else ""
-        )
-        self._once.warn(
-            ("thread-gone",),
-            f"ppe_slacklog: the Slack thread {parent} to continue in "
-            f"{self.channel} no longer exists (its first message was deleted, "
-            f"or it is in another channel); a new thread is started.{lost}",
-        )
-        return None
-
-    def _thread_started(self, key: str, ts: str) -> None:
-        with self._cond:
-            if self._threads.start(self._route[0], self.channel, key, ts) != ts:
-                return  # a parent was adopted while this post was on its way
-            self._unverified.pop(key, None)
-        for listener in list(self._listeners):
-            try:
-                listener(key, ts)
-            except Exception as exc:
-                self._once.warn(
-                    ("listener", type(exc).__name__),
-                    f"ppe_slacklog: a thread listener for {self.channel} raised "
-                    f"{type(exc).__name__}: {exc}",
-                )
+        return self._threads.on_started(listener)
 
     def _already_there(
         self, step: _Step, lookup: Callable[[float], Any], skew: float = _CLOCK_SLACK
