@@ -170,9 +170,32 @@ def test_a_5xx_html_page_is_named_by_its_status(emu: SlackEmulator) -> None:
 # ------------------------------------------------ 3. asynchronous shares
 
 
-@pytest.mark.slack_emulator(share_delay=3.0)
-def test_a_lost_completion_is_found_by_file_id_despite_a_slow_share(
-    emu: SlackEmulator, tmp_path: Path
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(
+            "tier 3",
+            id="slow-share",
+            marks=pytest.mark.slack_emulator(share_delay=3.0),
+        ),
+        # No files:read, history once a minute: the one read must come
+        # after the share (about a second), or the upload is sent twice.
+        pytest.param(
+            "once a minute",
+            id="one-read-a-minute",
+            marks=pytest.mark.slack_emulator(non_marketplace=True),
+        ),
+        pytest.param(
+            "files.info",
+            id="files-info",
+            marks=pytest.mark.slack_emulator(
+                share_delay=3.0, scopes=(*DEFAULT_SCOPES, "files:read")
+            ),
+        ),
+    ],
+)
+def test_a_lost_completion_is_found_by_file_id(
+    emu: SlackEmulator, tmp_path: Path, how: str
 ) -> None:
     emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
     handler = _handler(emu)
@@ -182,35 +205,8 @@ def test_a_lost_completion_is_found_by_file_id_despite_a_slow_share(
     emu.share_pending_files()
     assert [f.name for f in emu.files] == ["loss.png"]
     assert sum(1 for m in emu.messages(CHANNEL) if m.files) == 1
-
-
-@pytest.mark.slack_emulator(non_marketplace=True)
-def test_a_lost_completion_is_found_under_one_history_read_a_minute(
-    emu: SlackEmulator, tmp_path: Path
-) -> None:
-    # No files:read, history once a minute: the one read must come after
-    # the share (about a second), or the upload is sent twice.
-    emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
-    handler = _handler(emu)
-    _trigger("run", "start")
-    _trigger("run", "epoch 1", filenames=[_plot(tmp_path)])
-    assert handler.drain(timeout=30.0)
-    emu.share_pending_files()
-    assert [f.name for f in emu.files] == ["loss.png"]
-
-
-@pytest.mark.slack_emulator(share_delay=3.0, scopes=(*DEFAULT_SCOPES, "files:read"))
-def test_with_files_read_the_lost_completion_is_found_by_files_info(
-    emu: SlackEmulator, tmp_path: Path
-) -> None:
-    emu.fail_after_accept(1, status=500, method="files.completeUploadExternal")
-    handler = _handler(emu)
-    _trigger("run", "start")
-    _trigger("run", "epoch 1", filenames=[_plot(tmp_path)])
-    assert handler.drain(timeout=30.0)
-    emu.share_pending_files()
-    assert [f.name for f in emu.files] == ["loss.png"]
-    assert any(c.method == "files.info" for c in emu.calls)
+    if how == "files.info":
+        assert any(c.method == "files.info" for c in emu.calls)
 
 
 def test_a_completion_that_never_took_effect_is_sent_again_at_once(
