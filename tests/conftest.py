@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
@@ -101,3 +105,17 @@ def run_training(
                 raise ValueError("boom")
             if report is not None:
                 ppe.reporting.report(report(manager))
+
+
+def run_python(
+    emu: SlackEmulator, code: str, timeout: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``code`` (dedented) in a child Python whose Slack is the emulator."""
+    env = {**os.environ, "SLACK_BOT_TOKEN": emu.token, "SLACK_API_URL": emu.base_url}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

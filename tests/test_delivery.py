@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import make_manager, run_python, run_training
 
 import ppe_slacklog
 from ppe_slacklog import SlackDeliveryWarning, SlackHandler
@@ -297,20 +294,10 @@ def test_captured_warnings_do_not_loop(emu: SlackEmulator, tmp_path: Path) -> No
     assert not any("ppe_slacklog" in t for t in texts)
 
 
-def _run_script(code: str, emu: SlackEmulator) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLACK_BOT_TOKEN": emu.token, "SLACK_API_URL": emu.base_url}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_exit_delivers_pending_messages(emu: SlackEmulator) -> None:
     emu.set_latency(0.2)
-    result = _run_script(
+    result = run_python(
+        emu,
         """
         import logging
         from ppe_slacklog import SlackHandler
@@ -319,7 +306,6 @@ def test_exit_delivers_pending_messages(emu: SlackEmulator) -> None:
         for i in range(3):
             log.warning("at exit %d", i)
         """,
-        emu,
     )
     assert result.returncode == 0, result.stderr
     assert _lines(emu) == [f"at exit {i}" for i in range(3)]
@@ -327,7 +313,8 @@ def test_exit_delivers_pending_messages(emu: SlackEmulator) -> None:
 
 def test_exit_with_slack_down_is_bounded_and_says_so(emu: SlackEmulator) -> None:
     emu.set_outage(True)
-    result = _run_script(
+    result = run_python(
+        emu,
         """
         import logging
         from ppe_slacklog import SlackHandler
@@ -335,7 +322,6 @@ def test_exit_with_slack_down_is_bounded_and_says_so(emu: SlackEmulator) -> None
         log.addHandler(SlackHandler("experiment-progress", flush_timeout=1.0))
         log.warning("never delivered")
         """,
-        emu,
     )
     assert result.returncode == 0
     assert result.stderr.count("could not be delivered within") == 1

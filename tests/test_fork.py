@@ -7,27 +7,12 @@ what reached the parent before that counts.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
+from conftest import run_python
 
 from ppe_slacklog.testing import SlackEmulator
 
 CHANNEL = "experiment-progress"
-
-
-def _run(emu: SlackEmulator, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLACK_BOT_TOKEN": emu.token, "SLACK_API_URL": emu.base_url}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
 
 
 def _lines(emu: SlackEmulator) -> list[str]:
@@ -36,7 +21,7 @@ def _lines(emu: SlackEmulator) -> list[str]:
 
 
 def test_dataloader_worker_records_all_arrive(emu: SlackEmulator) -> None:
-    result = _run(
+    result = run_python(
         emu,
         """
         import logging, os
@@ -102,7 +87,7 @@ def test_dataloader_worker_records_all_arrive(emu: SlackEmulator) -> None:
 
 @pytest.mark.slack_emulator(rate_limits=False)  # 21 posts of 3,000 characters
 def test_records_of_a_child_that_exits_at_once_all_arrive(emu: SlackEmulator) -> None:
-    result = _run(
+    result = run_python(
         emu,
         """
         import logging, multiprocessing, os, threading
@@ -144,7 +129,7 @@ def test_records_of_a_child_that_exits_at_once_all_arrive(emu: SlackEmulator) ->
 
 
 def test_a_child_whose_parent_is_gone_delivers_by_itself(emu: SlackEmulator) -> None:
-    result = _run(
+    result = run_python(
         emu,
         """
         import logging, os, time
@@ -178,7 +163,7 @@ def test_a_child_whose_parent_is_gone_delivers_by_itself(emu: SlackEmulator) -> 
 def test_a_record_cut_off_by_a_dying_child_is_counted_and_reported(
     emu: SlackEmulator,
 ) -> None:
-    result = _run(
+    result = run_python(
         emu,
         """
         import logging, os, pickle
@@ -213,7 +198,7 @@ def test_a_record_cut_off_by_a_dying_child_is_counted_and_reported(
 def test_a_signal_handler_logging_in_a_child_neither_hangs_nor_loses(
     emu: SlackEmulator,
 ) -> None:
-    result = _run(
+    result = run_python(
         emu,
         """
         import logging, os, signal

@@ -11,15 +11,13 @@ import itertools
 import logging
 import logging.config
 import subprocess
-import sys
-import textwrap
 import time
 import warnings
 import weakref
 from typing import Any
 
 import pytest
-from conftest import make_manager
+from conftest import make_manager, run_python
 
 import ppe_slacklog
 from ppe_slacklog import SlackHandler
@@ -31,23 +29,6 @@ CHANNEL = "experiment-progress"
 def _lines(emu: SlackEmulator, channel: str = CHANNEL) -> list[str]:
     """Every line of every message of ``channel``, in order."""
     return [line for m in emu.messages(channel) for line in m.text.splitlines()]
-
-
-def _python(
-    emu: SlackEmulator, code: str, timeout: float
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        "SLACK_BOT_TOKEN": emu.token,
-        "SLACK_API_URL": emu.base_url,
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # -- item 2: a slow Slack does not turn batching off ---------------------------
@@ -237,7 +218,7 @@ def test_logging_from_signal_handlers_and_finalizers_never_deadlocks(
     emu: SlackEmulator, script: str
 ) -> None:
     try:
-        result = _python(emu, script, timeout=120)
+        result = run_python(emu, script, timeout=120)
     except subprocess.TimeoutExpired:
         pytest.fail("logging deadlocked")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -271,7 +252,7 @@ def test_a_delivery_problem_is_seen_when_only_slack_handlers_listen(
 ) -> None:
     # captureWarnings(True) turns the warning into a py.warnings record, and
     # the only handler there is a SlackHandler, which never posts diagnostics.
-    result = _python(
+    result = run_python(
         emu,
         """
         import logging
@@ -294,7 +275,7 @@ def test_one_line_per_problem_even_without_slack_sdks_null_handler(
 ) -> None:
     # A user's configuration that names slack_sdk drops its NullHandler;
     # slack_sdk would then print a line per failed request.
-    result = _python(
+    result = run_python(
         emu,
         """
         import logging.config
@@ -330,7 +311,7 @@ def test_logging_shutdown_waits_one_flush_timeout_for_all_handlers(
     emu: SlackEmulator,
 ) -> None:
     emu.set_outage(True)
-    result = _python(
+    result = run_python(
         emu,
         """
         import logging, time
@@ -416,7 +397,7 @@ def test_snapshots_do_not_wait_for_a_slack_that_is_down(
 def test_a_flood_with_warnings_in_it_exits_in_bounded_time(emu: SlackEmulator) -> None:
     # WARNINGs are never dropped; they used to pile up at the head of the
     # queue, and every drop scanned past them all (minutes at exit).
-    result = _python(
+    result = run_python(
         emu,
         """
         import logging, time
@@ -472,7 +453,7 @@ def test_logging_shutdown_does_not_wait_for_hanging_requests_one_by_one(
     emu: SlackEmulator,
 ) -> None:
     emu.set_latency(30.0)  # every request hangs past the flush
-    result = _python(
+    result = run_python(
         emu,
         """
         import logging, time
