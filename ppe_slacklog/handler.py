@@ -399,8 +399,10 @@ class SlackHandler(logging.Handler):
         down; the other handlers' flush and close then do not wait again.
         Called while ``logging.config`` replaces handlers, it does not wait.
         """
-        if holds_logging_lock():
-            return  # replaced by logging.config: close() retires the handler
+        if holds_logging_lock() or "_outbox" not in self.__dict__:
+            # Replaced by logging.config (close() retires it), or a handler
+            # whose construction failed, still on logging's shutdown list.
+            return
         if _called_by_logging_shutdown():
             drain_outboxes(_outboxes_with_work(), at_exit=True)
         else:
@@ -423,7 +425,8 @@ class SlackHandler(logging.Handler):
         takes over its channel posts, and within the exit bound.
         """
         try:
-            self._outbox.close(self.flush_timeout)
+            if "_outbox" in self.__dict__:  # not if construction failed
+                self._outbox.close(self.flush_timeout)
         finally:
             super().close()
 

@@ -119,3 +119,23 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+def slack_dict_config(emu: SlackEmulator, **handler: Any) -> dict[str, Any]:
+    """A dictConfig: one SlackHandler for training events and ``myproject``."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "slack": {
+                "()": "ppe_slacklog.SlackHandler",
+                "channel": "experiment-progress",
+                "base_url": emu.base_url,
+                **handler,
+            },
+        },
+        "loggers": {
+            "ppe_slacklog.training": {"handlers": ["slack"], "level": "INFO"},
+            "myproject": {"handlers": ["slack"], "level": "WARNING"},
+        },
+    }

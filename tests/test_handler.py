@@ -7,7 +7,7 @@ import logging.config
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import make_manager, run_training, slack_dict_config
 
 import ppe_slacklog
 from ppe_slacklog import SlackHandler
@@ -16,27 +16,8 @@ from ppe_slacklog.testing import SlackEmulator
 CHANNEL = "experiment-progress"
 
 
-def _dict_config(emu: SlackEmulator, **handler: Any) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "handlers": {
-            "slack": {
-                "()": "ppe_slacklog.SlackHandler",
-                "channel": CHANNEL,
-                "base_url": emu.base_url,
-                **handler,
-            },
-        },
-        "loggers": {
-            "ppe_slacklog.training": {"handlers": ["slack"], "level": "INFO"},
-            "myproject": {"handlers": ["slack"], "level": "WARNING"},
-        },
-    }
-
-
 def test_dictconfig_routes_training_and_project_logs(slack_env: SlackEmulator) -> None:
-    logging.config.dictConfig(_dict_config(slack_env))
+    logging.config.dictConfig(slack_dict_config(slack_env))
     manager = make_manager(max_epochs=2)
     manager.extend(ppe_slacklog.Slack("ignored-channel", msg="Epoch #{manager.epoch}"))
     run_training(manager)
@@ -184,8 +165,11 @@ def test_missing_token_and_channel_are_clear_errors() -> None:
 
 def test_dictconfig_without_token_fails_clearly(emu: SlackEmulator) -> None:
     with pytest.raises(ValueError, match="slack") as info:
-        logging.config.dictConfig(_dict_config(emu))
+        logging.config.dictConfig(slack_dict_config(emu))
     assert "SLACK_BOT_TOKEN" in str(info.value.__cause__)
+    # The handler that failed is still on logging's shutdown list until it
+    # is collected: the next configuration must not trip over it.
+    logging.config.dictConfig(slack_dict_config(emu, token=emu.token))
 
 
 def test_client_argument_and_repr(emu: SlackEmulator) -> None:

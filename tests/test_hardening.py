@@ -14,10 +14,9 @@ import subprocess
 import time
 import warnings
 import weakref
-from typing import Any
 
 import pytest
-from conftest import make_manager, run_python
+from conftest import make_manager, run_python, slack_dict_config
 
 import ppe_slacklog
 from ppe_slacklog import SlackHandler
@@ -85,28 +84,10 @@ def test_a_429_holds_the_channel_back_without_a_cascade(emu: SlackEmulator) -> N
 # -- item 5: reconfiguring logging is quick and loses nothing --------------------
 
 
-def _config(emu: SlackEmulator) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "handlers": {
-            "slack": {
-                "()": "ppe_slacklog.SlackHandler",
-                "channel": CHANNEL,
-                "token": emu.token,
-                "base_url": emu.base_url,
-            }
-        },
-        "loggers": {
-            ppe_slacklog.DEFAULT_LOGGER: {"handlers": ["slack"], "level": "INFO"}
-        },
-    }
-
-
 def test_dictconfig_again_mid_run_is_quick_keeps_the_thread_and_loses_nothing(
     emu: SlackEmulator,
 ) -> None:
-    logging.config.dictConfig(_config(emu))
+    logging.config.dictConfig(slack_dict_config(emu, token=emu.token))
     manager = make_manager(max_epochs=6, iters_per_epoch=1)
     manager.extend(
         ppe_slacklog.Slack(CHANNEL, msg="epoch {manager.epoch}"), trigger=(1, "epoch")
@@ -116,7 +97,7 @@ def test_dictconfig_again_mid_run_is_quick_keeps_the_thread_and_loses_nothing(
         with manager.run_iteration():
             if manager.iteration == 3:  # epochs 1-3 still queued (pacing)
                 begin = time.monotonic()
-                logging.config.dictConfig(_config(emu))
+                logging.config.dictConfig(slack_dict_config(emu, token=emu.token))
                 took.append(time.monotonic() - begin)
     assert took[0] < 2.0  # was 10.5 s: the old handler's flush under the lock
     handler = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).handlers[0]
@@ -426,7 +407,7 @@ def test_app_logs_on_the_same_handler_do_not_cost_the_end_message(
 ) -> None:
     # Top-level app records between a run's thread replies: each kind is
     # batched with its own, so the backlog stays small and the end arrives.
-    config = _config(emu)
+    config = slack_dict_config(emu, token=emu.token)
     config["loggers"]["app"] = {"handlers": ["slack"], "level": "INFO"}
     logging.config.dictConfig(config)
     manager = make_manager(max_epochs=8, iters_per_epoch=1)
