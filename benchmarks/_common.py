@@ -287,6 +287,31 @@ def train(
     return Run(times, finalize_ns, wall, losses, len(caught))
 
 
+def background_cpu_s() -> float:
+    """CPU seconds used so far by this process's threads other than the main one.
+
+    What the background threads (a sender, a queue listener) take from the
+    training: with the GIL, their Python work is time the loop cannot run.
+    Read from the scheduler's per-thread counters (nanoseconds), so short
+    bursts count. Linux only (``/proc``); 0.0 elsewhere.
+    """
+    main = threading.main_thread().native_id
+    total_ns = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        if int(tid) == main:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                total_ns += int(fh.read().split()[0])  # time spent on a CPU
+        except (OSError, ValueError, IndexError):  # the thread ended meanwhile
+            continue
+    return total_ns / 1e9
+
+
 def limit_torch_threads() -> None:
     """One intra-op thread: the benchmarks share a small machine."""
     import torch
@@ -415,6 +440,8 @@ class Row:
     ratio: str = ""
     target: str = ""
     result: str = ""
+    #: A third implementation's value (see ``print_table``'s ``middle_name``).
+    middle: str = ""
 
 
 def print_table(
@@ -423,11 +450,26 @@ def print_table(
     *,
     base_name: str = "ppe",
     ours_name: str = "ppe_slacklog",
+    middle_name: str | None = None,
 ) -> None:
-    """Prints ``rows`` as an aligned text table under ``title``."""
-    header = ("measure", base_name, ours_name, "ratio", "target", "result")
+    """Prints ``rows`` as an aligned text table under ``title``.
+
+    With ``middle_name``, each row's ``middle`` value gets a column of its
+    own between ``base_name`` and ``ours_name`` (a floor, say).
+    """
+    middle = () if middle_name is None else (middle_name,)
+    header = ("measure", base_name, *middle, ours_name, "ratio", "target", "result")
     cells = [header] + [
-        (r.measure, r.base, r.ours, r.ratio, r.target, r.result) for r in rows
+        (
+            r.measure,
+            r.base,
+            *(() if middle_name is None else (r.middle,)),
+            r.ours,
+            r.ratio,
+            r.target,
+            r.result,
+        )
+        for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
 

@@ -261,6 +261,7 @@ def forward(outbox: Outbox, post: Post) -> bool:
     ref = writer.keys.get(key)
     if ref is None or ref() is not outbox:
         return False  # created in this process: its own sender delivers
+    post.materialize()  # a rendering left to the sender does not pickle
     return writer.send(key, post)
 
 

@@ -50,8 +50,18 @@ class TemplateWarning(UserWarning):
 _shown = threading.local()
 
 
-def _note_shown() -> None:
-    _shown.n = _shown.__dict__.get("n", 0) + 1
+def _note_shown(count: int = 1) -> None:
+    _shown.n = _shown.__dict__.get("n", 0) + count
+
+
+def replay_shown(count: int) -> None:
+    """Counts ``count`` markers of a text rendered elsewhere as shown here.
+
+    A text the extension rendered at the event carries its marker count; the
+    handler that sends it counts them as its own (see :func:`count_shown_since`).
+    """
+    if count > 0:
+        _note_shown(count)
 
 
 def shown() -> int:

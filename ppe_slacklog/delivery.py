@@ -154,7 +154,8 @@ class _Message:
             thread_key=first.thread_key,
             files=first.files,
             label=label,
-            text="\n".join(p.display() for p in batch),
+            # A template may render to nothing: no empty line for it.
+            text="\n".join(text for p in batch if (text := p.display())),
             broadcast=first.broadcast,
         )
 

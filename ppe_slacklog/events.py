@@ -56,6 +56,11 @@ _EMPTY: Final[Mapping[str, Observation]] = MappingProxyType({})
 _TEMPLATE: Final = "ppe_template"
 _MANAGER: Final = "ppe_manager"
 _SOURCE: Final = "ppe_source"
+# The extension's template already rendered at the event (see
+# templates.renders_at_event): handlers use this text as it is.
+_TEXT: Final = "ppe_text"
+# How many [unprintable: ...] markers that text holds (for handlers' stats).
+_TEXT_MARKERS: Final = "ppe_text_markers"
 #: Fields added by a :class:`~ppe_slacklog.ProcessorFilter` (a dict).
 EXTRA_ATTR: Final = "ppe_extra"
 
@@ -294,6 +299,8 @@ def event_extra(
     template: Any = None,
     source: str | None = None,
     run: RunFacts | None = None,
+    text: str | None = None,
+    text_markers: int = 0,
 ) -> dict[str, Any]:
     """Builds the ``extra=`` mapping of one training event record.
 
@@ -316,6 +323,10 @@ def event_extra(
         _MANAGER: snapshot,
         _SOURCE: source,
     }
+    if text is not None:
+        extra[_TEXT] = text
+        if text_markers:
+            extra[_TEXT_MARKERS] = text_markers
     if run is not None:
         # Only runs that are resumed, interrupted or distributed carry these:
         # the common record stays as small as the contract.
@@ -378,6 +389,10 @@ class TrainingEvent(NamedTuple):
     source: str | None = None
     error: BaseException | None = None
     run: RunFacts | None = None
+    #: The extension's template, rendered at the event with the live manager.
+    text: str | None = None
+    #: ``[unprintable: ...]`` markers in ``text``.
+    text_markers: int = 0
 
 
 def event_of(record: logging.LogRecord) -> TrainingEvent | None:
@@ -426,5 +441,7 @@ def event_of(record: logging.LogRecord) -> TrainingEvent | None:
             d.get(_SOURCE),
             exc_info[1] if exc_info else None,
             run,
+            d.get(_TEXT),
+            _number(d.get(_TEXT_MARKERS, 0), int, 0),
         ),
     )

@@ -24,7 +24,7 @@ from pytorch_pfn_extras.training._trigger_util import get_trigger
 
 from . import _interrupts
 from ._distributed import Job, current_job
-from ._safetext import describe, warn_unprintable
+from ._safetext import describe, discard_shown_since, shown, warn_unprintable
 from ._secret import Secret
 from .events import (
     DEFAULT_LOGGER,
@@ -44,7 +44,9 @@ from .templates import (
     default_error_msg,
     default_msg,
     default_start_msg,
+    default_text,
     render_template,
+    renders_at_event,
 )
 from .webhook import SecretUrl, SlackWebhookHandler, resolve_webhook_url
 
@@ -139,8 +141,16 @@ class Slack(extension.Extension):
     ``default`` (the default text), ``context``, ``error`` (for
     ``error_msg``) and every reported value by name (``{val/loss}``). A
     callable takes ``(manager, context)``, or ``(manager, exception,
-    context)`` for ``error_msg``. ``manager`` is a snapshot of the manager
-    taken when the event happened (see :class:`ppe_slacklog.ManagerSnapshot`).
+    context)`` for ``error_msg``. As in ppe, ``manager`` is the live
+    manager and values are those of the event: a template that reads only
+    the observations, ``default`` and ``manager.epoch``, ``iteration``,
+    ``epoch_detail``, ``elapsed_time``, ``max_epochs``, ``out`` or
+    ``observation`` is rendered later, off the training thread, from the
+    record's snapshot (the same text, at no cost to the loop); any other
+    template (a callable, ``{context...}``,
+    ``{manager.optimizers[main].param_groups[0][lr]}``, the error message)
+    is rendered at the event, on the training thread. String ``filenames``
+    follow the same rules and are always rendered at the event.
     A value a template asks for but that is missing is shown as
     ``[missing: name]`` and reported once as a warning; training goes on.
 
@@ -430,15 +440,22 @@ class Slack(extension.Extension):
             if snapshot is None:
                 snapshot = self._snapshot(manager)
             observations = snapshot.observation
+            template = self._templates[kind]
+            run = run or self._run_facts
             extra = event_extra(
                 kind=kind,
                 run_id=self.run_id,
                 snapshot=snapshot,
                 context=self._context,
                 filenames=filenames,
-                template=self._templates[kind],
+                template=template,
                 source=self._source,
-                run=run or self._run_facts,
+                run=run,
+                **(
+                    self._render_now(kind, template, manager, snapshot, exc, run)
+                    if renders_at_event(template, kind)
+                    else {}
+                ),
             )
             exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
             # makeRecord + handle is what Logger.log does, minus the stack walk
@@ -462,6 +479,41 @@ class Slack(extension.Extension):
                 f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
                 stacklevel=3,
             )
+
+    def _render_now(
+        self,
+        kind: EventKind,
+        template: Template,
+        manager: Any,
+        snapshot: ManagerSnapshot,
+        exc: BaseException | None,
+        run: RunFacts | None,
+    ) -> dict[str, Any]:
+        """Renders ``template`` as ppe does: at the event, with the live manager.
+
+        The default text and the observations come from the snapshot, so
+        they read the same as in a handler's later rendering.
+
+        Returns:
+            ``event_extra``'s ``text`` and ``text_markers`` (the markers in
+            it, which the handler that sends it counts in its stats).
+        """
+        assert template is not None
+        mark = shown()
+        text = render_template(
+            template,
+            event=kind,
+            manager=manager,
+            context=self._context,
+            default=default_text(template, kind, snapshot, self._context, exc, run),
+            observations=snapshot.observation,
+            error=exc,
+            reason=run.reason if run else None,
+        )
+        markers = shown() - mark
+        # The handler counts them again when it sends the text.
+        discard_shown_since(mark)
+        return {"text": text, "text_markers": markers}
 
     @staticmethod
     def _snapshot(manager: Any) -> ManagerSnapshot:
@@ -493,7 +545,8 @@ class Slack(extension.Extension):
             render_template(
                 name,
                 event="filenames",
-                manager=snapshot,
+                # As in ppe: file names may read anything of the live manager.
+                manager=manager,
                 context=self._context,
                 default="",
                 observations=snapshot.observation,

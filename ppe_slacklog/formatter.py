@@ -18,6 +18,7 @@ from ._safetext import (
     describe,
     discard_shown_since,
     format_message,
+    replay_shown,
     shown,
     text_of,
     warn_unprintable,
@@ -32,10 +33,11 @@ from .events import (
 )
 from .templates import (
     Template,
+    default_text,
     escape,
     escaped_view,
     render_template,
-    slack_default,
+    renders_at_event,
     template_fields,
 )
 
@@ -203,6 +205,19 @@ class SlackFormatter(logging.Formatter):
             return template
         return "{default}"
 
+    def defers(self, event: TrainingEvent) -> bool:
+        """Whether ``event`` renders the same later, off the training thread.
+
+        True when its template is a format string that reads only what the
+        record holds (see :func:`~ppe_slacklog.templates.renders_at_event`);
+        false for text the extension already rendered, which costs nothing
+        more now.
+        """
+        if event.kind not in self._templates and type(event.text) is str:
+            return False
+        template = self.template_for(event)
+        return template is not None and not renders_at_event(template, event.kind)
+
     def render(
         self, record: logging.LogRecord, event: TrainingEvent | None = None
     ) -> str | None:
@@ -224,41 +239,40 @@ class SlackFormatter(logging.Formatter):
     def _render_event(
         self, record: logging.LogRecord, event: TrainingEvent
     ) -> str | None:
-        template = self.template_for(event)
-        if template is None:
-            return None
-        # The default text (identity, command line) costs more than most
-        # templates: only build it when the template may use it.
+        own = self._templates
         run = event.run
-        needs_default = not isinstance(template, str) or "default" in template
-        default = (
-            slack_default(
-                event.kind,
-                event.manager,
-                event.context,
-                event.error,
-                resumed=bool(run and run.resumed),
+        extra = record.__dict__.get(EXTRA_ATTR)
+        if event.kind not in own and type(event.text) is str:
+            # Rendered by the extension at the event, with the live manager.
+            template: Template = event.template
+            text = event.text
+            replay_shown(event.text_markers)
+        else:
+            template = self.template_for(event)
+            if template is None:
+                return None
+            observations = event.observations
+            if extra:
+                # Enriched fields (host, git revision) are template variables too.
+                observations = {**extra, **observations}
+            text = render_template(
+                template,
+                event=event.kind,
+                manager=event.manager,
+                context=event.context,
+                default=default_text(
+                    template,
+                    event.kind,
+                    event.manager,
+                    event.context,
+                    event.error,
+                    run,
+                ),
+                observations=observations,
+                error=event.error,
+                safe_manager=_safe_snapshot(event.manager, template),
                 reason=run.reason if run else None,
             )
-            if needs_default
-            else ""
-        )
-        extra = record.__dict__.get(EXTRA_ATTR)
-        observations = event.observations
-        if extra:
-            # Enriched fields (host, git revision) are template variables too.
-            observations = {**extra, **observations}
-        text = render_template(
-            template,
-            event=event.kind,
-            manager=event.manager,
-            context=event.context,
-            default=default,
-            observations=observations,
-            error=event.error,
-            safe_manager=_safe_snapshot(event.manager, template),
-            reason=run.reason if run else None,
-        )
         if run is not None and run.distributed:
             text = _with_rank(text, event.kind, run)
         if extra and not (

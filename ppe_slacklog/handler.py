@@ -8,6 +8,7 @@ logs (stdlib or structlog) to Slack through it.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import sys
@@ -260,30 +261,35 @@ class SlackHandler(logging.Handler):
             self.handleError(record)
 
     def make_post(self, record: logging.LogRecord) -> Post | None:
-        """The :class:`Post` for ``record``; ``None`` when its event is disabled."""
+        """The :class:`Post` for ``record``; ``None`` when its event is disabled.
+
+        A training event whose template reads only what the record holds
+        (see :func:`~ppe_slacklog.templates.renders_at_event`) is rendered
+        by the sender, when the post leaves the queue: the text is the same,
+        and the training thread does not wait for it.
+        """
         event = event_of(record)
         formatter = self.formatter
-        shown = _safetext.shown()  # markers rendered below count in stats
-        if isinstance(formatter, SlackFormatter):
-            if event is None:
-                text: str | None = formatter.render_plain(record)
-            else:
-                text = formatter.render(record, event)
-        else:
-            text = self.format(record)
         files: tuple[FileData, ...] = ()
+        problems: list[str] = []
         if event is not None and event.filenames:
             # Files go up even when the event's text is disabled, as in ppe.
             files, problems = self._read_files(event)
-            text = "\n".join([text or "", *problems]).strip("\n")
-        _safetext.count_shown_since(shown, self.stats)
-        if not text and not files:
-            return None
-        # Capped once per record, before queueing: the queue's byte bound and
-        # the sender's time then go to many records, not to one.
-        text = cap_text(text or "", self.max_record_chars)
         if event is None:
+            text = self._finish(record, None, formatter, problems)
+            if not text:
+                return None
             return Post(text=text, level=record_level(record), label="log record")
+        if isinstance(formatter, SlackFormatter) and formatter.defers(event):
+            text = ""
+            render: Callable[[], str] | None = functools.partial(
+                self._finish, record, event, formatter, problems
+            )
+        else:
+            text = self._finish(record, event, formatter, problems)
+            render = None
+            if not text and not files:
+                return None
         return Post(
             text=text,
             thread_key=event.run_id or None,
@@ -292,7 +298,35 @@ class SlackHandler(logging.Handler):
             level=record_level(record),
             label=_LABELS.get(event.kind, "message"),
             broadcast=event.kind in self.broadcast,
+            render=render,
         )
+
+    def _finish(
+        self,
+        record: logging.LogRecord,
+        event: TrainingEvent | None,
+        formatter: logging.Formatter | None,
+        problems: list[str],
+    ) -> str:
+        """Renders ``record``'s text, capped; ``""`` when its event is disabled.
+
+        Runs in ``emit``, or on the sender for a rendering left to it (a
+        SlackFormatter's, which never raises).
+        """
+        shown = _safetext.shown()  # markers rendered below count in stats
+        if isinstance(formatter, SlackFormatter):
+            if event is None:
+                text: str | None = formatter.render_plain(record)
+            else:
+                text = formatter.render(record, event)
+        else:
+            text = self.format(record)  # never left to the sender: may raise
+        if problems:
+            text = "\n".join([text or "", *problems]).strip("\n")
+        _safetext.count_shown_since(shown, self.stats)
+        # Capped once per record, before sending: the queue's byte bound and
+        # the sender's time then go to many records, not to one.
+        return cap_text(text or "", self.max_record_chars)
 
     def _read_files(
         self, event: TrainingEvent

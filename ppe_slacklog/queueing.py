@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,6 +20,8 @@ DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 
 # What a queued post costs beyond its text: the object and its bookkeeping.
 _OVERHEAD: Final = 200
+# What a post still to be rendered holds instead (its record and snapshot).
+_UNRENDERED: Final = 1024
 _ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted"})
 _COLLAPSE_BACKLOG: Final = 3
 
@@ -39,6 +42,10 @@ class Post:
         repeat: How many identical records this post stands for.
         broadcast: A thread reply that is also shown in the channel.
         queued_at: When the outbox queued it (``time.monotonic()``).
+        render: Gives ``text`` when the post leaves the queue (the sender
+            renders training events whose templates read only the record's
+            snapshot: the training thread does not wait for it); ``None``
+            when ``text`` is final.
     """
 
     text: str
@@ -50,8 +57,18 @@ class Post:
     repeat: int = 1
     broadcast: bool = False
     queued_at: float = 0.0
+    render: Callable[[], str] | None = None
     #: In the queue, or taken out / dropped (the queue's own bookkeeping).
     state: int = 0
+    #: Its ``size`` when queued: the byte count given back when it leaves.
+    cost: int = 0
+
+    def materialize(self) -> None:
+        """Renders the text now, if it was left to the sender."""
+        render = self.render
+        if render is not None:
+            self.render = None
+            self.text = render()
 
     @property
     def essential(self) -> bool:
@@ -86,6 +103,8 @@ class Post:
     def size(self) -> int:
         """Approximate memory held by this post, for the queue's byte bound."""
         size = len(self.text) + _OVERHEAD
+        if self.render is not None:
+            size += _UNRENDERED
         if self.files:
             size += sum(len(f.content) for f in self.files)
         return size
@@ -161,6 +180,8 @@ class PostQueue:
             last = self._last()
             if (
                 last is not None
+                and last.render is None
+                and post.render is None
                 and last.text == post.text
                 and last.thread_key == post.thread_key
                 and last.kind == post.kind
@@ -196,7 +217,9 @@ class PostQueue:
 
     def _account(self, post: Post, sign: int) -> None:
         self._live += sign
-        self._bytes += sign * post.size
+        if sign > 0:
+            post.cost = post.size
+        self._bytes += sign * post.cost
         if not post.essential:
             self._optional += sign
 
@@ -259,6 +282,7 @@ class PostQueue:
         # Keep the side queues from holding on to posts already sent.
         self._oldest(self._optional_items)
         self._oldest(self._log_items)
+        post.materialize()
         return post
 
     def take_followers(
@@ -315,6 +339,7 @@ class PostQueue:
             closes = may_close and post.closes_batch
             if not post.batchable and not closes:
                 break
+            post.materialize()
             total += len(post.display()) + 1
             if total > max_chars:
                 break

@@ -30,6 +30,7 @@ from ._safetext import (
     warn_once,
     warn_unprintable,
 )
+from .events import ManagerSnapshot, RunFacts
 
 __all__ = [
     "MISSING_MARK",
@@ -40,10 +41,12 @@ __all__ = [
     "default_error_msg",
     "default_msg",
     "default_start_msg",
+    "default_text",
     "escape",
     "escaped_view",
     "identity",
     "render_template",
+    "renders_at_event",
     "safe_format",
     "slack_default",
     "template_fields",
@@ -203,6 +206,36 @@ def slack_default(
             return f"❌ *Error during training. {_identity_text(escape)}*"
         return _error_text(exc, escape)
     return escape(f"Epoch #{manager.epoch}")
+
+
+def default_text(
+    template: Template,
+    event: str,
+    manager: Any,
+    context: Any,
+    error: BaseException | None,
+    run: RunFacts | None,
+) -> str:
+    """``{default}`` for ``template``: :func:`slack_default`, when it may be used.
+
+    The default text (identity, command line) costs more than most templates,
+    so a format string that does not name ``default`` gets ``""``; a callable
+    may fall back to it, so it always gets it.
+
+    Example:
+        >>> default_text("loss {loss}", "trigger", None, None, None, None)
+        ''
+    """
+    if isinstance(template, str) and "default" not in template:
+        return ""
+    return slack_default(
+        event,
+        manager,
+        context,
+        error,
+        resumed=bool(run and run.resumed),
+        reason=run.reason if run else None,
+    )
 
 
 class _Missing:
@@ -421,6 +454,50 @@ def template_fields(template: str) -> TemplateFields | None:
     if len(_fields_cache) < _FIELDS_CACHE_MAX:
         _fields_cache[template] = fields
     return fields
+
+
+# What the record's snapshot holds of the manager: a template reading only
+# these renders the same whenever it is rendered.
+_SNAPSHOT_ATTRS = frozenset(ManagerSnapshot._fields)
+
+
+def renders_at_event(template: Template, event: str) -> bool:
+    """Whether ``template`` must be rendered when its event happens.
+
+    ppe renders its templates with the live manager, at the event. A format
+    string that reads only what the record's snapshot holds (the
+    observations by name, ``default``, and ``manager.epoch``,
+    ``manager.iteration``, ``manager.epoch_detail``,
+    ``manager.elapsed_time``, ``manager.max_epochs``, ``manager.out``,
+    ``manager.observation``) renders the same later, so a handler may
+    render it off the training thread. Everything else is rendered at the
+    event, on the training thread, so that it sees what ppe's templates
+    see: callables; any other use of ``manager`` (``{manager._out}``,
+    ``{manager.optimizers[main].param_groups[0][lr]}``); ``context``
+    (the user's object may change before a later rendering);
+    the error event (its traceback); and templates that are not plain
+    (conversions such as ``!r``, nested fields, malformed ones).
+
+    Example:
+        >>> renders_at_event("Epoch {manager.epoch}: {val/loss:.3f}", "trigger")
+        False
+        >>> renders_at_event("lr {manager.optimizers[main].param_groups[0][lr]}",
+        ...                  "trigger")
+        True
+        >>> renders_at_event("{context.note}", "trigger")
+        True
+    """
+    if template is None:
+        return False
+    if not isinstance(template, str) or event == "error":
+        return True
+    fields = template_fields(template)
+    if fields is None or "context" in fields.names:
+        return True
+    if "manager" not in fields.names:
+        return False
+    attrs = fields.manager_attrs
+    return attrs is None or not attrs <= _SNAPSHOT_ATTRS
 
 
 class _Lookup(dict[str, Any]):
