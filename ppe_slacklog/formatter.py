@@ -189,6 +189,8 @@ class SlackFormatter(logging.Formatter):
             "end": end_msg,
             "error": error_msg,
             "interrupted": interrupted_msg,
+            # A loop that ended early without an error: the end template.
+            "stopped": end_msg,
         }
         self._templates: dict[EventKind, Template] = {
             kind: tmpl for kind, tmpl in given.items() if not isinstance(tmpl, _Unset)

@@ -19,7 +19,7 @@ DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 
 # What a queued post costs beyond its text: the object and its bookkeeping.
 _OVERHEAD: Final = 200
-_ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted"})
+_ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted", "stopped"})
 _COLLAPSE_BACKLOG: Final = 3
 
 
