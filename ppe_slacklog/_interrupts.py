@@ -16,7 +16,10 @@ the exit status to exit hooks: while a run is watched, ``sys.exit`` notes
 the status it was called with (a ``SystemExit`` raised by hand is not seen).
 A run is watched as long as its owner (the manager) lives: an abandoned run
 (a notebook cell stopped by Ctrl-C, a test that ran 2 of 5 iterations) is
-dropped with it.
+dropped with it. Once the process is on its way out (a ``SIGTERM``, a
+``sys.exit``), the owners are pinned: the stack that unwinds would drop a
+manager that lives in a function's frame before the exit hook reports it.
+(An uncaught exception keeps its frames itself, in ``sys.last_traceback``.)
 
 ``SIGTERM`` is turned into ``SystemExit(143)`` while a run is watched, and
 only when nobody else handles the signal: ``finally`` blocks run and the
@@ -55,6 +58,8 @@ class _Watch(NamedTuple):
     emit: Emit
     # The run's owner, held weakly (``None``: the run holds nothing to drop).
     owner: weakref.ref[Any] | None
+    # The owner, held strongly once the process is exiting.
+    pinned: object = None
 
 
 _lock = threading.Lock()
@@ -155,13 +160,19 @@ def finishing() -> Iterator[None]:
 def _exit(status: str | int | None = None) -> NoReturn:
     """``sys.exit`` while a run is watched: notes a non-zero status first."""
     global _exit_status
-    if (
-        _watched
-        and status not in (None, 0)
-        and threading.current_thread() is threading.main_thread()
-    ):
-        _exit_status = status
+    if _watched and threading.current_thread() is threading.main_thread():
+        _pin()
+        if status not in (None, 0):
+            _exit_status = status
     _original_exit(status)
+
+
+def _pin() -> None:
+    """Keeps the runs' owners alive until the exit hook reports them."""
+    for key, entry in list(_watched.items()):
+        owner = entry.owner() if entry.owner is not None else None
+        if owner is not None:
+            _watched[key] = entry._replace(pinned=owner)
 
 
 def _note(reason: str) -> None:
@@ -172,6 +183,8 @@ def _note(reason: str) -> None:
 
 def _on_sigterm(signum: int, frame: types.FrameType | None) -> None:
     global _held
+    if os.getpid() == _owner_pid and _watched:
+        _pin()
     if os.getpid() == _owner_pid and (_finishing or _exiting):
         # The last messages are on their way: finish them, then exit.
         _note("SIGTERM received (the job was stopped or pre-empted)")
@@ -248,10 +261,12 @@ def _at_exit() -> None:
     global _exiting
     with _lock:
         pid = os.getpid()
+        # With their pinned owners: alive until each has been reported.
         due = [
-            w.emit
+            (w.emit, w.pinned)
             for w in _watched.values()
-            if w.pid == pid and (w.owner is None or w.owner() is not None)
+            if w.pid == pid
+            and (w.owner is None or w.pinned is not None or w.owner() is not None)
         ]
         _watched.clear()
         reason = _reason
@@ -262,7 +277,7 @@ def _at_exit() -> None:
         # The drain that follows (the handler module's exit hook) delivers
         # what these runs queued: a SIGTERM must not cut it short.
         _exiting = bool(due)
-    for emit in due:
+    for emit, _pinned in due:
         # Exiting anyway: a failure here has nobody left to tell.
         with contextlib.suppress(Exception):
             emit(reason)

@@ -191,8 +191,11 @@ class Slack(extension.Extension):
         base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
             else Slack's own.
         interrupted_msg: Message when the run stops without finishing or
-            failing (``KeyboardInterrupt``, ``SIGTERM``, ``sys.exit``); it
-            also sees ``reason``. ``None`` to not post it.
+            failing (``KeyboardInterrupt``, ``SIGTERM``, an uncaught
+            exception, ``sys.exit`` with an error status); it also sees
+            ``reason``. ``None`` to not post it. A loop that ends early while
+            the process exits normally is not an interruption: it posts
+            ``end_msg``, whose ``{default}`` then says where it stopped.
         broadcast: Events whose thread reply the extension's own handler
             also shows in the channel (by default errors and interruptions;
             add ``"end"`` to see every finish there).
@@ -200,8 +203,10 @@ class Slack(extension.Extension):
             messages are posted (``None``: every rank). Start, end and
             interrupted messages come from rank 0, errors from any rank.
 
-    A run resumed from a snapshot (``manager.load_state_dict``) continues in
-    the thread it started, and its start message says where it resumed.
+    A run resumed from a snapshot (``manager.load_state_dict(torch.load(p))``
+    before the loop, or ``snapshot(autoload=True)``) continues in the thread
+    it started, and its start message says where it resumed. The same
+    extension object used for a second training starts a new thread.
 
     Raises:
         RuntimeError: No token was given while the extension would have to

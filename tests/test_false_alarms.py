@@ -100,6 +100,25 @@ def test_sys_exit_zero_after_an_early_loop_is_a_stop(emu: SlackEmulator) -> None
     _assert_stopped(emu, records)
 
 
+def test_sys_exit_zero_from_a_function_is_a_stop(emu: SlackEmulator) -> None:
+    # Only main()'s frame holds the manager, and sys.exit unwinds it before
+    # the exit hooks run: the run still says where it stopped.
+    main = """
+    def main(manager):
+        for _ in range(3):
+            with manager.run_iteration():
+                pass
+        sys.exit(0)
+
+    held = [manager]
+    del manager
+    main(held.pop())
+    """
+    status, records, err = _child(emu, main)
+    assert status == 0, err
+    _assert_stopped(emu, records)
+
+
 def test_sys_exit_with_an_error_status_is_an_interruption(emu: SlackEmulator) -> None:
     status, records, err = _child(emu, _THREE_ITERATIONS, "sys.exit(2)\n")
     assert status == 2, err
