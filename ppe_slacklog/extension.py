@@ -757,7 +757,6 @@ class Slack(extension.Extension):
         The handlers are drained right after, by the exit hook of
         :mod:`ppe_slacklog.handler`, together with every other run's.
         """
-        self._release_start()
         if reason is None and _iteration_of(manager) == self._start_iteration:
             return
         own = self._own_handler
@@ -767,6 +766,7 @@ class Slack(extension.Extension):
             and not self._routing_configured()
         ):
             return
+        self._release_start()
         kind: EventKind = "interrupted" if reason is not None else "stopped"
         run = (self._run_facts or RunFacts())._replace(reason=reason or _NORMAL_EXIT)
         self._emit(kind, manager, run=run)
