@@ -41,26 +41,36 @@ class Job(NamedTuple):
         """Whether the job has more than one process."""
         return self.world_size > 1
 
-    def run_id(self, ordinal: int, proposal: str) -> str:
+    def run_id(self, ordinal: int, proposal: str, run: int = 0) -> str:
         """The run id every rank agrees on for the ``ordinal``-th extension.
 
-        With the job's store, the first rank to ask sets it (an atomic
-        compare-and-set: nobody waits for a particular rank). Without one,
-        torchrun's job id (when it names the job) seeds it; failing that,
-        each rank keeps its ``proposal``.
+        ``run`` counts the trainings that extension reported (one extension
+        object reused for a second manager starts a second run, with a new
+        id, on every rank alike). With the job's store, the first rank to
+        ask sets it (an atomic compare-and-set: nobody waits for a
+        particular rank). Without one, torchrun's job id (when it names the
+        job) seeds it; failing that, each rank keeps its ``proposal``.
+
+        Example:
+            >>> from torch.distributed import HashStore
+            >>> job = Job(rank=0, world_size=2, store=HashStore())
+            >>> job.run_id(0, "a"), job.run_id(0, "b"), job.run_id(0, "c", run=1)
+            ('a', 'a', 'c')
         """
         if not self.distributed:
             return proposal
+        # The first run keeps the key it always had.
+        which = f"{ordinal}" if run == 0 else f"{ordinal}/{run}"
         if self.store is not None:
             try:
                 won = self.store.compare_set(
-                    f"{_PREFIX}/{self.attempt}/run/{ordinal}", "", proposal
+                    f"{_PREFIX}/{self.attempt}/run/{which}", "", proposal
                 )
                 return won.decode() if isinstance(won, bytes) else str(won)
             except Exception:  # the store is gone: report on our own
                 return proposal
         if self.elastic_id is not None:
-            seed = f"{self.elastic_id}/{ordinal}".encode()
+            seed = f"{self.elastic_id}/{which}".encode()
             return hashlib.sha256(seed).hexdigest()[:12]
         return proposal
 

@@ -8,6 +8,19 @@ flushes the handlers) why the process is ending, so it can log it. The
 handler module's own exit hook, which runs next, then drains every
 SlackHandler against one deadline.
 
+A process that ends without a signal, an uncaught exception or a
+``sys.exit`` with a non-zero status ended normally: the run is told so
+(``reason`` ``None``), and decides itself whether that is worth a word (a
+loop that stopped early) or not (no iteration ran). Python 3.11 does not show
+the exit status to exit hooks: while a run is watched, ``sys.exit`` notes
+the status it was called with (a ``SystemExit`` raised by hand is not seen).
+A run is watched as long as its owner (the manager) lives: an abandoned run
+(a notebook cell stopped by Ctrl-C, a test that ran 2 of 5 iterations) is
+dropped with it. Once the process is on its way out (a ``SIGTERM``, a
+``sys.exit``), the owners are pinned: the stack that unwinds would drop a
+manager that lives in a function's frame before the exit hook reports it.
+(An uncaught exception keeps its frames itself, in ``sys.last_traceback``.)
+
 ``SIGTERM`` is turned into ``SystemExit(143)`` while a run is watched, and
 only when nobody else handles the signal: ``finally`` blocks run and the
 process exits with the status a shell reports for a SIGTERM kill.
@@ -29,20 +42,32 @@ import signal
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, NamedTuple, NoReturn
 
 from ._safetext import text_of
 
 __all__ = ["finishing", "unwatch", "watch"]
 
-_EXIT_REASON: Final = "the process exited (sys.exit() or the end of the program)"
+Emit = Callable[[str | None], None]
+
+
+class _Watch(NamedTuple):
+    pid: int  # a forked child must not report its parent's runs
+    emit: Emit
+    # The run's owner, held weakly (``None``: the run holds nothing to drop).
+    owner: weakref.ref[Any] | None
+    # The owner, held strongly once the process is exiting.
+    pinned: object = None
+
 
 _lock = threading.Lock()
-# id(run) -> (pid that watches, emit(reason)); a forked child must not report
-# its parent's runs.
-_watched: dict[int, tuple[int, Callable[[str], None]]] = {}
+_watched: dict[int, _Watch] = {}
 _reason: str | None = None
+# The non-zero status sys.exit was called with while a run was watched.
+_exit_status: object = None
+_original_exit: Callable[[str | int | None], NoReturn] = sys.exit
 # The process whose signal handlers are ours (None: none are).
 _owner_pid: int | None = None
 # The exit hook and the exception hook are inherited across fork: once per
@@ -58,23 +83,46 @@ _held: int | None = None
 _exiting = False
 
 
-def watch(key: object, emit: Callable[[str], None]) -> None:
-    """At interpreter exit, calls ``emit(reason)`` unless :func:`unwatch` ran."""
-    global _reason
+def watch(key: object, emit: Emit, *, owner: object = None) -> None:
+    """At interpreter exit, calls ``emit(reason)`` unless :func:`unwatch` ran.
+
+    ``reason`` says why the process is ending (a signal, an uncaught
+    exception, ``sys.exit`` with a non-zero status), or is ``None`` when it
+    ended normally. Watching ``key`` again replaces its previous watch. With
+    ``owner``, the watch holds it weakly and ends when it is garbage
+    collected (``emit`` must not hold it).
+    """
+    global _reason, _exit_status
+    entry = _Watch(os.getpid(), emit, None)
+    if owner is not None:
+        with contextlib.suppress(TypeError):  # not weakly referable: kept
+            entry = entry._replace(owner=weakref.ref(owner, _dropper(id(key))))
     with _lock:
         if not _watched:
-            _reason = None  # a reason noted for an earlier run is not this one's
-        _watched[id(key)] = (os.getpid(), emit)
+            # A reason noted for an earlier run is not this one's.
+            _reason = _exit_status = None
+        _watched[id(key)] = entry
         _install()
+
+
+def _dropper(key: int) -> Callable[[weakref.ref[Any]], None]:
+    def drop(ref: weakref.ref[Any]) -> None:
+        # Called by the garbage collector, maybe while this very thread holds
+        # _lock: no lock; a dict lookup and pop are atomic.
+        entry = _watched.get(key)
+        if entry is not None and entry.owner is ref:
+            _watched.pop(key, None)
+
+    return drop
 
 
 def unwatch(key: object) -> None:
     """Forgets ``key``: its run ended as it should."""
-    global _reason
+    global _reason, _exit_status
     with _lock:
         _watched.pop(id(key), None)
         if not _watched:
-            _reason = None
+            _reason = _exit_status = None
             if not _finishing:
                 _uninstall()
 
@@ -109,6 +157,24 @@ def finishing() -> Iterator[None]:
             signal.raise_signal(held)
 
 
+def _exit(status: str | int | None = None) -> NoReturn:
+    """``sys.exit`` while a run is watched: notes a non-zero status first."""
+    global _exit_status
+    if _watched and threading.current_thread() is threading.main_thread():
+        _pin()
+        if status not in (None, 0):
+            _exit_status = status
+    _original_exit(status)
+
+
+def _pin() -> None:
+    """Keeps the runs' owners alive until the exit hook reports them."""
+    for key, entry in list(_watched.items()):
+        owner = entry.owner() if entry.owner is not None else None
+        if owner is not None:
+            _watched[key] = entry._replace(pinned=owner)
+
+
 def _note(reason: str) -> None:
     global _reason
     if _watched and _reason is None:
@@ -117,6 +183,8 @@ def _note(reason: str) -> None:
 
 def _on_sigterm(signum: int, frame: types.FrameType | None) -> None:
     global _held
+    if os.getpid() == _owner_pid and _watched:
+        _pin()
     if os.getpid() == _owner_pid and (_finishing or _exiting):
         # The last messages are on their way: finish them, then exit.
         _note("SIGTERM received (the job was stopped or pre-empted)")
@@ -150,17 +218,21 @@ def _excepthook(
 
 
 def _install() -> None:
-    global _owner_pid, _hooked, _previous_excepthook
+    global _owner_pid, _hooked, _previous_excepthook, _original_exit
     pid = os.getpid()
     if not _hooked:
         # Never removed: other libraries may chain to this hook after us,
         # and unhooking would break (or loop) their chain. It only notes a
-        # reason, and only while a run is watched.
+        # reason, and only while a run is watched. The same for sys.exit:
+        # it only notes a non-zero status, then exits as it always does.
         _hooked = True
         atexit.register(_at_exit)
         if sys.excepthook is not _excepthook:
             _previous_excepthook = sys.excepthook
             sys.excepthook = _excepthook
+        if sys.exit is not _exit:
+            _original_exit = sys.exit
+            sys.exit = _exit
     if _owner_pid == pid:
         return
     _owner_pid = pid
@@ -189,13 +261,23 @@ def _at_exit() -> None:
     global _exiting
     with _lock:
         pid = os.getpid()
-        due = [emit for owner, emit in _watched.values() if owner == pid]
+        # With their pinned owners: alive until each has been reported.
+        due = [
+            (w.emit, w.pinned)
+            for w in _watched.values()
+            if w.pid == pid
+            and (w.owner is None or w.pinned is not None or w.owner() is not None)
+        ]
         _watched.clear()
-        reason = _reason or _EXIT_REASON
+        reason = _reason
+        if reason is None and _exit_status is not None:
+            # sys.exit("message") prints it and exits with status 1.
+            status = _exit_status if isinstance(_exit_status, int) else 1
+            reason = f"the process exited with status {status} (sys.exit)"
         # The drain that follows (the handler module's exit hook) delivers
         # what these runs queued: a SIGTERM must not cut it short.
         _exiting = bool(due)
-    for emit in due:
+    for emit, _pinned in due:
         # Exiting anyway: a failure here has nobody left to tell.
         with contextlib.suppress(Exception):
             emit(reason)

@@ -35,13 +35,14 @@ __all__ = [
     "unprintable_values",
 ]
 
-EventKind = Literal["start", "trigger", "end", "error", "interrupted"]
+EventKind = Literal["start", "trigger", "end", "error", "interrupted", "stopped"]
 EVENT_KINDS: Final[tuple[EventKind, ...]] = (
     "start",
     "trigger",
     "end",
     "error",
     "interrupted",
+    "stopped",
 )
 
 #: The logger the extension emits on unless told otherwise.
@@ -282,6 +283,8 @@ class EventSummary:
             return f"training failed ({where}, {snap.elapsed_time:.1f}s)"
         if self._kind == "interrupted":
             return f"training interrupted ({where}, {snap.elapsed_time:.1f}s)"
+        if self._kind == "stopped":
+            return f"training stopped early ({where}, {snap.elapsed_time:.1f}s)"
         values = " ".join(f"{k}={v}" for k, v in self._observations.items())
         return f"{where}: {values}" if values else where
 
@@ -348,7 +351,8 @@ class RunFacts(NamedTuple):
 
     #: Start events of a run resumed from a snapshot: ``True``.
     resumed: bool | None = None
-    #: Interrupted events: what ended the run ("SIGTERM received", ...).
+    #: Interrupted and stopped events: what ended the run ("SIGTERM received",
+    #: "the process exited normally", ...).
     reason: str | None = None
     #: Distributed runs (``world_size`` > 1): the emitting process's rank.
     rank: int | None = None

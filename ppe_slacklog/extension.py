@@ -16,6 +16,7 @@ import logging
 import types
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
@@ -60,6 +61,8 @@ _LEVELS: Final[dict[EventKind, int]] = {
     "end": logging.INFO,
     "error": logging.ERROR,
     "interrupted": logging.WARNING,
+    # The loop ended early and the process exited normally: news, not an alarm.
+    "stopped": logging.INFO,
 }
 # Longest wait of state_dict() for a thread whose first message is queued.
 _STATE_WAIT: Final = 2.0
@@ -70,6 +73,18 @@ _RANK_WAIT: Final = 5.0
 # job creates the same ones, so the n-th is the same run everywhere.
 _ordinals = itertools.count()
 _TOKEN_ENV: Final = "SLACK_BOT_TOKEN"
+
+
+# The reason of a ``stopped`` event.
+_NORMAL_EXIT: Final = "the process exited normally"
+
+
+def _iteration_of(manager: Any) -> int | None:
+    """``manager.iteration``, or ``None`` for a manager that has none."""
+    try:
+        return int(manager.iteration)
+    except Exception:
+        return None
 
 
 def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
@@ -186,8 +201,11 @@ class Slack(extension.Extension):
         base_url: Slack-compatible API URL; defaults to ``SLACK_API_URL``,
             else Slack's own.
         interrupted_msg: Message when the run stops without finishing or
-            failing (``KeyboardInterrupt``, ``SIGTERM``, ``sys.exit``); it
-            also sees ``reason``. ``None`` to not post it.
+            failing (``KeyboardInterrupt``, ``SIGTERM``, an uncaught
+            exception, ``sys.exit`` with an error status); it also sees
+            ``reason``. ``None`` to not post it. A loop that ends early while
+            the process exits normally is not an interruption: it posts
+            ``end_msg``, whose ``{default}`` then says where it stopped.
         broadcast: Events whose thread reply the extension's own handler
             also shows in the channel (by default errors and interruptions;
             add ``"end"`` to see every finish there).
@@ -195,8 +213,10 @@ class Slack(extension.Extension):
             messages are posted (``None``: every rank). Start, end and
             interrupted messages come from rank 0, errors from any rank.
 
-    A run resumed from a snapshot (``manager.load_state_dict``) continues in
-    the thread it started, and its start message says where it resumed.
+    A run resumed from a snapshot (``manager.load_state_dict(torch.load(p))``
+    before the loop, or ``snapshot(autoload=True)``) continues in the thread
+    it started, and its start message says where it resumed. The same
+    extension object used for a second training starts a new thread.
 
     Raises:
         RuntimeError: No token was given while the extension would have to
@@ -222,6 +242,18 @@ class Slack(extension.Extension):
     # also lets other extensions write their final plots before the end
     # message uploads them.
     priority = extension.PRIORITY_SNAPSHOT - 1
+
+    # One training run's lifecycle (initialize ... finalize, load_state_dict).
+    # The start event held back while ppe's manager.load_state_dict runs:
+    # (manager, run facts); see initialize.
+    _held: tuple[Any, RunFacts] | None = None
+    # load_state_dict ran since the last initialize: the next one resumes.
+    _loaded = False
+    # Trainings this object started, so that every rank of a job agrees on
+    # the run id of a reused extension's second training.
+    _runs = 0
+    # manager.iteration when the run was initialized (None: not a number).
+    _start_iteration: int | None = None
 
     # ppe exposes its default texts as plain functions on the class.
     default_msg = default_msg
@@ -256,6 +288,7 @@ class Slack(extension.Extension):
             "end": end_msg,
             "error": error_msg,
             "interrupted": interrupted_msg,
+            "stopped": end_msg,
         }
         self._broadcast = tuple(broadcast)
         self._ranks = None if ranks is None else frozenset(ranks)
@@ -293,9 +326,11 @@ class Slack(extension.Extension):
         return self._token is not None
 
     def _no_credentials(self) -> str:
+        # ppe's own wording first: code matching ppe's error keeps working.
         return (
-            f"ppe_slacklog.Slack needs a Slack bot token to post to {self._channel}: "
-            "set the SLACK_BOT_TOKEN environment variable or pass token=... "
+            "A bot `token` is needed for communicating with Slack: "
+            f"ppe_slacklog.Slack has none to post to {self._channel}. Set the "
+            "SLACK_BOT_TOKEN environment variable or pass token=... "
             "(or configure a ppe_slacklog.SlackHandler on the "
             f"'{self._logger.name}' logger)."
         )
@@ -329,6 +364,7 @@ class Slack(extension.Extension):
             _own_handler=None,
             _unsubscribe=[],
             _initialized=False,
+            _held=None,
             _job=Job(),
             _needed_secret=self._can_post(),
         )
@@ -561,7 +597,18 @@ class Slack(extension.Extension):
 
         Also joins the run to the rest of a distributed job, continues a
         resumed run's thread, and starts watching for an interrupted exit.
+
+        ppe's ``manager.load_state_dict`` initializes the extensions before
+        it loads their states; an ``initialize`` that finds the manager past
+        iteration 0 with no state loaded is that, and holds the start back
+        for :meth:`load_state_dict`, which posts it as resumed. Any other
+        event first posts a start still held. An extension initialized a
+        second time (another manager) with no state loaded in between
+        starts a new run, in a new thread.
         """
+        if self._initialized and not self._loaded:
+            self._new_run()
+        resuming, self._loaded = self._loaded, False
         self._attach_own_handler()
         if not self._logger.isEnabledFor(logging.INFO):
             _warn(
@@ -584,19 +631,58 @@ class Slack(extension.Extension):
             with contextlib.suppress(Exception):
                 handler.start()
         self._posts_triggers = self._posts("trigger")
+        self._start_iteration = _iteration_of(manager)
         if self._job.rank == 0:
             start = (self._run_facts or RunFacts())._replace(
-                resumed=True if self._resumed else None
+                resumed=True if resuming else None
             )
-            self._emit("start", manager, run=start)
-            _interrupts.watch(self, lambda reason: self._interrupted(manager, reason))
+            if not resuming and self._start_iteration:
+                self._held = (manager, start)  # inside manager.load_state_dict
+            else:
+                self._emit("start", manager, run=start)
+            self._watch(manager)
+
+    def _new_run(self) -> None:
+        """Makes this extension report a new training (a new thread)."""
+        self._runs += 1
+        self.run_id = uuid.uuid4().hex[:12]
+        self._saved_threads = {}
+        self._resumed = False
+        self._held = None
+
+    def _release_start(self, *, resumed: bool = False) -> None:
+        """Posts a start that :meth:`initialize` held back (if any)."""
+        held, self._held = self._held, None
+        if held is not None:
+            manager, start = held
+            run = start._replace(resumed=True if resumed else None)
+            self._emit("start", manager, run=run)
+
+    def _watch(self, manager: Any) -> None:
+        """Reports an exit before the end, while ``manager`` lives.
+
+        The manager is held weakly: a run whose manager was dropped (a
+        notebook cell stopped by Ctrl-C, a test that ran a few iterations)
+        is no longer watched, and its model can be garbage-collected.
+        """
+        try:
+            ref: Callable[[], Any] = weakref.ref(manager)
+        except TypeError:  # not weakly referable: watched as long as we are
+            ref = functools.partial(lambda m: m, manager)
+
+        def emit(reason: str | None) -> None:
+            live = ref()
+            if live is not None:
+                self._interrupted(live, reason)
+
+        _interrupts.watch(self, emit, owner=manager)
 
     def _join_job(self) -> None:
         """Agrees on the run and its threads with the snapshot and other ranks."""
         job = self._job = current_job()
         if job.distributed:
             if not self._resumed:
-                self.run_id = job.run_id(self._ordinal, self.run_id)
+                self.run_id = job.run_id(self._ordinal, self.run_id, self._runs)
             self._run_facts = RunFacts(
                 rank=job.rank, world_size=job.world_size, host=job.host
             )
@@ -658,6 +744,8 @@ class Slack(extension.Extension):
     @_never_raises
     def __call__(self, manager: Any) -> None:
         """Posts the trigger message and, when due, uploads ``filenames``."""
+        if self._held is not None:
+            self._release_start()
         if not self._logger.isEnabledFor(logging.INFO):
             return  # nobody would see the event: no snapshot either
         if not self._posts_triggers:
@@ -681,6 +769,8 @@ class Slack(extension.Extension):
         """
         with _interrupts.finishing():
             self._disconnect()
+            self._loaded = False
+            self._release_start()
             if self._posts("end"):
                 self._emit("end", manager)
             self._flush()
@@ -700,18 +790,39 @@ class Slack(extension.Extension):
         """
         with _interrupts.finishing():
             self._disconnect()
+            self._loaded = False
+            self._release_start()
             self._emit("error", manager, exc=exc)
             self._flush()
 
     @_never_raises
-    def _interrupted(self, manager: Any, reason: str) -> None:
+    def _interrupted(self, manager: Any, reason: str | None) -> None:
         """At exit of a run that neither finished nor failed: says so.
+
+        ``reason`` is ``None`` when the process exited normally (no signal,
+        no uncaught exception, no ``sys.exit`` with an error status): a run
+        that trained since it was initialized then says where it stopped
+        (a ``stopped`` event, not an alarm); one that never trained (only
+        ``manager.state_dict()`` was called) says nothing. A run whose own
+        handler was taken away (closed and removed, e.g. by a test's
+        fixture) with nothing else routing its events is not reported.
 
         The handlers are drained right after, by the exit hook of
         :mod:`ppe_slacklog.handler`, together with every other run's.
         """
-        run = (self._run_facts or RunFacts())._replace(reason=reason)
-        self._emit("interrupted", manager, run=run)
+        if reason is None and _iteration_of(manager) == self._start_iteration:
+            return
+        own = self._own_handler
+        if (
+            own is not None
+            and own not in self._logger.handlers
+            and not self._routing_configured()
+        ):
+            return
+        self._release_start()
+        kind: EventKind = "interrupted" if reason is not None else "stopped"
+        run = (self._run_facts or RunFacts())._replace(reason=reason or _NORMAL_EXIT)
+        self._emit(kind, manager, run=run)
 
     def state_dict(self) -> dict[str, Any]:
         """The run id and its Slack thread per channel, for a resumed training.
@@ -733,8 +844,9 @@ class Slack(extension.Extension):
 
         Load it before the training starts (``manager.load_state_dict``
         before the loop, or ppe's ``snapshot(autoload=True)``), so that the
-        start message already says where the run resumed. Loaded later, the
-        run's next messages still go to the saved thread.
+        start message already says where the run resumed, in the saved
+        thread. Loaded later, the run's next messages still go to the saved
+        thread.
         """
         run_id = to_load.get("run_id")
         if isinstance(run_id, str) and run_id:
@@ -745,6 +857,15 @@ class Slack(extension.Extension):
                 str(k): str(v) for k, v in threads.items() if isinstance(v, str) and v
             }
         self._resumed = True
+        if self._held is not None:
+            # manager.load_state_dict: this run's start, held by initialize.
+            self._connect_threads()
+            self._release_start(resumed=True)
+            return
+        # Before the training (autoload): the next initialize resumes this
+        # run. During it: the run goes on in the loaded thread, until its
+        # finalize or on_error.
+        self._loaded = True
         if self._initialized:
             self._connect_threads()
 
@@ -832,10 +953,12 @@ class SlackWebhook(Slack):
         return self._url is not None
 
     def _no_credentials(self) -> str:
+        # In the words of ppe's Slack error (ppe's SlackWebhook has no check).
         return (
-            "ppe_slacklog.SlackWebhook needs an Incoming Webhook URL: set the "
-            "SLACK_WEBHOOK_URL environment variable or pass url=... (or "
-            "configure a ppe_slacklog.SlackWebhookHandler on the "
+            "An Incoming Webhook `url` is needed for communicating with Slack: "
+            "ppe_slacklog.SlackWebhook has none. Set the SLACK_WEBHOOK_URL "
+            "environment variable or pass url=... (or configure a "
+            "ppe_slacklog.SlackWebhookHandler on the "
             f"'{self._logger.name}' logger)."
         )
 

@@ -154,11 +154,14 @@ class SlackFormatter(logging.Formatter):
         msg: Template for trigger events; ``UNSET`` keeps the one carried
             by the record, ``None`` disables the event.
         start_msg: Template for the start event.
-        end_msg: Template for the end event.
+        end_msg: Template for the end event, and for the ``stopped`` event
+            of a loop that ended early while the process exited normally
+            (``{default}`` says where it stopped; it also sees ``reason``).
         error_msg: Template for the error event.
         interrupted_msg: Template for a run that stopped without ending or
-            failing (``KeyboardInterrupt``, ``SIGTERM``, ``sys.exit``); it
-            also sees ``reason``.
+            failing (``KeyboardInterrupt``, ``SIGTERM``, an uncaught
+            exception, ``sys.exit`` with an error status); it also sees
+            ``reason``.
 
     Templates follow pytorch-pfn-extras' rules (a format string with
     ``manager``, ``default``, ``context``, ``error`` and the observations, or a
@@ -191,6 +194,8 @@ class SlackFormatter(logging.Formatter):
             "end": end_msg,
             "error": error_msg,
             "interrupted": interrupted_msg,
+            # A loop that ended early without an error: the end template.
+            "stopped": end_msg,
         }
         self._templates: dict[EventKind, Template] = {
             kind: tmpl for kind, tmpl in given.items() if not isinstance(tmpl, _Unset)

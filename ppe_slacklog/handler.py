@@ -71,7 +71,7 @@ class SlackHandler(logging.Handler):
         client: A ready ``slack_sdk.WebClient`` to use instead of building one.
         msg: Template for trigger events, overriding the record's.
         start_msg: Template for start events, overriding the record's.
-        end_msg: Template for end events, overriding the record's.
+        end_msg: Template for end (and stopped) events, overriding the record's.
         error_msg: Template for error events, overriding the record's.
         interrupted_msg: Template for interrupted runs, overriding the record's.
         thread: Post each run's events in one Slack thread.

@@ -22,7 +22,7 @@ DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 _OVERHEAD: Final = 200
 # What a post still to be rendered holds instead (its record and snapshot).
 _UNRENDERED: Final = 1024
-_ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted"})
+_ALWAYS_KEPT: Final = frozenset({"start", "end", "error", "interrupted", "stopped"})
 _COLLAPSE_BACKLOG: Final = 3
 
 

@@ -129,6 +129,17 @@ def _interrupted_text(manager: Any, reason: str, esc: Callable[[str], str]) -> s
     )
 
 
+def _stopped_text(manager: Any, reason: str, esc: Callable[[str], str]) -> str:
+    # A loop that ended before its stop trigger, with no error: not an alarm.
+    max_epochs = getattr(manager, "max_epochs", None)
+    of = f" of {max_epochs}" if max_epochs is not None else ""
+    return (
+        f"⏹️ *Training stopped at epoch {manager.epoch}{of} (iteration "
+        f"{manager.iteration}) before its stop trigger; {esc(reason)}. "
+        f"{_identity_text(esc)}*\nRan for {_duration(manager.elapsed_time)}."
+    )
+
+
 def _end_text(esc: Callable[[str], str]) -> str:
     return f"✅ *Training finished! {_identity_text(esc)}*"
 
@@ -190,8 +201,8 @@ def slack_default(
 
     Identical on screen to ppe's default, but a command line or an exception
     message holding ``<!here>`` cannot ping anyone. A resumed run's start
-    says where it resumed; ``interrupted`` (not a ppe event) says why and
-    where the run stopped.
+    says where it resumed; ``interrupted`` and ``stopped`` (not ppe
+    events) say why and where the run stopped.
     """
     if event == "start":
         if resumed:
@@ -199,6 +210,8 @@ def slack_default(
         return _start_text(escape)
     if event == "interrupted":
         return _interrupted_text(manager, reason or "the process exited", escape)
+    if event == "stopped":
+        return _stopped_text(manager, reason or "the process exited normally", escape)
     if event == "end":
         return _end_text(escape)
     if event == "error":
@@ -635,7 +648,7 @@ def render_template(
     """Renders one of the documented templates as pytorch-pfn-extras defines it.
 
     A format string sees ``manager``, ``default``, ``context``, ``error`` (error
-    events only), ``reason`` (interrupted events only) and every observation
+    events only), ``reason`` (interrupted and stopped events) and every observation
     by name (``{val/loss}`` works). A
     callable is called as ``(manager, context)``, or ``(manager, exception,
     context)`` for the error event, and its text is trusted as written. A
@@ -660,7 +673,7 @@ def render_template(
         names: dict[str, Any] = {"manager": manager, "context": context}
         if event == "error":
             names["error"] = error
-        elif event == "interrupted":
+        elif event in ("interrupted", "stopped"):
             names["reason"] = reason
         return safe_format(
             template,
