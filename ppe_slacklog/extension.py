@@ -160,9 +160,11 @@ class Slack(extension.Extension):
     :class:`~ppe_slacklog.SlackHandler` of its own (from ``channel``,
     ``token``, ``base_url`` and ``thread``). When a SlackHandler is reachable
     from it, that one posts instead (with its own channel and templates);
-    when the logger has handlers of its own (or does not propagate), the
-    configuration decides and the extension posts nothing by itself.
-    Handlers on the root logger alone (``logging.basicConfig``) do not count.
+    when the logger itself has handlers (or does not propagate), the
+    configuration decides, the extension posts nothing by itself and says
+    so once (unless the logger has handlers and does not propagate: "these
+    handlers only"). Handlers on its ancestors (``ppe_slacklog``, the root
+    logger of ``logging.basicConfig``) only observe the events.
     Either way each event is posted once, from a background thread: the
     training loop never waits on Slack, except at the end and on an error,
     when pending messages are flushed (bounded by the handler's
