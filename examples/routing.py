@@ -1,7 +1,7 @@
 """Runs a short training under one of the routing recipes in examples/recipes.
 
     python examples/routing.py a   # Slack thread + events.jsonl
-    python examples/routing.py b   # end/error to #alerts, all to #experiment-progress
+    python examples/routing.py b   # end/error/interrupted also to #alerts
     python examples/routing.py c   # library warnings top level, training in its thread
     python examples/routing.py d   # console only, no Slack
     python examples/routing.py e   # events enriched with host and git revision
@@ -54,7 +54,7 @@ def slack() -> Iterator[SlackEmulator | None]:
 
 
 def train(fail: bool) -> None:
-    """Three epochs of a tiny model; optionally fails in the last one."""
+    """Three epochs of a tiny model, reporting loss and val/loss; may fail."""
     model = torch.nn.Linear(4, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     manager = ppe.training.ExtensionsManager(  # type: ignore[attr-defined]
@@ -62,16 +62,21 @@ def train(fail: bool) -> None:
     )
     manager.extend(
         ppe_slacklog.Slack(
-            "experiment-progress", msg="Epoch #{manager.epoch}: loss = {loss:.4f}"
+            "experiment-progress",
+            msg="Epoch #{manager.epoch}: loss = {loss:.4f}, val/loss = {val/loss:.4f}",
         )
     )
     x, y = torch.randn(16, 4), torch.randn(16, 1)
+    val_x, val_y = torch.randn(8, 4), torch.randn(8, 1)
     with contextlib.suppress(RuntimeError):
         while not manager.stop_trigger:
             with manager.run_iteration(step_optimizers=["main"]):
                 loss = torch.nn.functional.mse_loss(model(x), y)
                 loss.backward()  # type: ignore[no-untyped-call]
                 ppe.reporting.report({"loss": loss.detach()})
+                with torch.no_grad():  # a validation step, as an Evaluator would
+                    val_loss = torch.nn.functional.mse_loss(model(val_x), val_y)
+                ppe.reporting.report({"val/loss": val_loss})
                 if fail and manager.iteration == 10:
                     raise RuntimeError("CUDA out of memory (simulated)")
 

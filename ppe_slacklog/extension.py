@@ -114,6 +114,17 @@ def _warn(message: str, stacklevel: int = 2) -> None:
         warnings.warn(message, stacklevel=stacklevel + 1)
 
 
+# Sources (extensions) and texts already told: each reason is said once.
+_told: set[tuple[str, str]] = set()
+
+
+def _warn_once(source: str, message: str, stacklevel: int = 2) -> None:
+    """Warns like :func:`_warn`, once per extension and text."""
+    if (source, message) not in _told:
+        _told.add((source, message))
+        _warn(message, stacklevel=stacklevel + 1)
+
+
 def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
     """Makes an extension hook total: reporting must never stop training.
 
@@ -174,9 +185,11 @@ class Slack(extension.Extension):
     :class:`~ppe_slacklog.SlackHandler` of its own (from ``channel``,
     ``token``, ``base_url`` and ``thread``). When a SlackHandler is reachable
     from it, that one posts instead (with its own channel and templates);
-    when the logger has handlers of its own (or does not propagate), the
-    configuration decides and the extension posts nothing by itself.
-    Handlers on the root logger alone (``logging.basicConfig``) do not count.
+    when the logger itself has handlers (or does not propagate), the
+    configuration decides, the extension posts nothing by itself and says
+    so once (unless the logger has handlers and does not propagate: "these
+    handlers only"). Handlers on its ancestors (``ppe_slacklog``, the root
+    logger of ``logging.basicConfig``) only observe the events.
     Either way each event is posted once, from a background thread: the
     training loop never waits on Slack, except at the end and on an error,
     when pending messages are flushed (bounded by the handler's
@@ -400,26 +413,78 @@ class Slack(extension.Extension):
         ]
 
     def _routing_configured(self) -> bool:
-        """Whether logging was set up to route training events somewhere.
+        """Whether logging was set up to decide where training events go.
 
-        True when a SlackHandler is reachable, or when the training logger
-        (or an ancestor below the root) has handlers of its own or does not
-        propagate: such a configuration decides where events go, with or
-        without Slack. Handlers on the root logger alone (``basicConfig``)
-        do not count: the drop-in still posts to Slack by itself.
+        True when a SlackHandler is reachable (that one posts), or when the
+        training logger itself has handlers (NullHandlers aside) or does not
+        propagate: that configuration decides, with or without Slack.
+        Handlers on its ancestors (``ppe_slacklog``, the root logger) only
+        observe the events: the drop-in still posts to Slack by itself.
         """
         if self._configured_handlers():
             return True
-        current: logging.Logger | None = self._logger
-        while current is not None and current is not logging.root:
-            if not current.propagate or any(not _is_own(h) for h in current.handlers):
-                return True
-            current = current.parent
-        return False
+        logger = self._logger
+        return not logger.propagate or bool(self._routed_to())
 
-    def _attach_own_handler(self) -> None:
-        if self._own_handler is not None or self._routing_configured():
-            return
+    def _routed_to(self) -> list[logging.Handler]:
+        """The training logger's own handlers that decide where events go."""
+        return [
+            h
+            for h in self._logger.handlers
+            if not _is_own(h) and not isinstance(h, logging.NullHandler)
+        ]
+
+    def _why_not_posting(self) -> str | None:
+        """Why the configured routing keeps events from Slack, and the way out.
+
+        ``None`` when a SlackHandler posts them, or when the configuration
+        says plainly that Slack is not wanted: the logger does not propagate
+        and has handlers of its own (recipe d, console only).
+        """
+        if self._configured_handlers():
+            return None
+        name, handlers = self._logger.name, self._routed_to()
+        if handlers and not self._logger.propagate:
+            return None
+        if handlers:
+            where = (
+                f"the logger '{name}' has handlers of its own "
+                f"({', '.join(map(repr, handlers))}) and no ppe_slacklog."
+                "SlackHandler is reachable from it, so its events go to those "
+                "handlers only"
+            )
+            fix = (
+                f"To post to Slack as well, add a ppe_slacklog.SlackHandler to "
+                f"'{name}', or move those handlers to an ancestor logger (such "
+                f"as '{name.rpartition('.')[0] or 'root'}'), where they observe "
+                "the events while the extension posts; to keep them as the only "
+                f"destination without this warning, set propagate=False on "
+                f"'{name}'."
+            )
+        else:
+            where = (
+                f"the logger '{name}' does not propagate and has no handlers, "
+                "so its events go nowhere"
+            )
+            fix = (
+                f"Set propagate=True on '{name}' to let the extension post, or "
+                "add a ppe_slacklog.SlackHandler to it."
+            )
+        return f"ppe_slacklog.Slack posts nothing to Slack: {where}. {fix}"
+
+    def _attach_own_handler(self) -> bool:
+        """Attaches the drop-in's own SlackHandler unless logging routes the events.
+
+        Returns:
+            False when it warned that the events do not reach Slack.
+        """
+        if self._own_handler is not None:
+            return True
+        if self._routing_configured():
+            why = self._why_not_posting()
+            if why is not None:
+                _warn_once(self._source, why, stacklevel=3)
+            return why is None
         if not self._can_post():
             _warn(
                 "ppe_slacklog.Slack: logging is no longer configured for "
@@ -427,7 +492,7 @@ class Slack(extension.Extension):
                 "logged but not posted to Slack.",
                 stacklevel=3,
             )
-            return
+            return False
         handler = self._new_handler()
         handler.addFilter(_FromSource(self._source))
         self._logger.addHandler(handler)
@@ -435,6 +500,37 @@ class Slack(extension.Extension):
             # ppe posts every event; an unconfigured logger would drop INFO.
             self._logger.setLevel(logging.INFO)
         self._own_handler = handler
+        return True
+
+    def _warn_if_level_drops_events(self) -> None:
+        """Says exactly which setting drops start, trigger and end events."""
+        logger = self._logger
+        if logger.isEnabledFor(logging.INFO):
+            return
+        name = logger.name
+        disabled = logging.root.manager.disable
+        if disabled >= logging.INFO:
+            cause = f"logging.disable({logging.getLevelName(disabled)}) is in effect"
+            fix = "call logging.disable(logging.NOTSET)"
+        else:
+            source: logging.Logger | None = logger
+            while source is not None and source.level == logging.NOTSET:
+                source = source.parent
+            origin = "root" if source is None else source.name
+            level = logging.getLevelName(logger.getEffectiveLevel())
+            cause = f"its level is {level} (set on the logger '{origin}')"
+            fix = (
+                f"call logging.getLogger('{name}').setLevel(logging.INFO), or "
+                f"give '{name}' 'level': 'INFO' under 'loggers' in your "
+                "dictConfig"
+            )
+        dropped = [kind for kind, lv in _LEVELS.items() if not logger.isEnabledFor(lv)]
+        _warn(
+            f"ppe_slacklog.Slack: the logger '{name}' is not enabled for INFO: "
+            f"{cause}, so its {', '.join(dropped)} events are dropped before "
+            f"any handler sees them. To report them, {fix}.",
+            stacklevel=3,
+        )
 
     def _detach_own_handler(self) -> None:
         handler, self._own_handler = self._own_handler, None
@@ -609,15 +705,8 @@ class Slack(extension.Extension):
         if self._initialized and not self._loaded:
             self._new_run()
         resuming, self._loaded = self._loaded, False
-        self._attach_own_handler()
-        if not self._logger.isEnabledFor(logging.INFO):
-            _warn(
-                f"ppe_slacklog.Slack: the logger '{self._logger.name}' is not "
-                "enabled for INFO, so start, trigger and end events are dropped "
-                "before any handler sees them; set its level to INFO in your "
-                "logging configuration.",
-                stacklevel=2,
-            )
+        if self._attach_own_handler():
+            self._warn_if_level_drops_events()
         try:
             self._join_job()
         except Exception as exc:  # reporting must never stop training

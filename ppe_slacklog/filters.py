@@ -1,7 +1,7 @@
 """Logging filters for routing and enriching records.
 
-``EventFilter`` chooses training events by kind (send only ``end`` and
-``error`` to an alerts channel); ``ProcessorFilter`` runs structlog
+``EventFilter`` chooses training events by kind (send only ``end``,
+``error`` and ``interrupted`` to an alerts channel); ``ProcessorFilter`` runs structlog
 processors on every record (add the host, the git revision) and attaches
 what they add, so that Slack messages, JSON lines and the console all show it.
 """
@@ -27,8 +27,11 @@ class EventFilter(logging.Filter):
     """Lets through training events of the given kinds (and, optionally, others).
 
     Args:
-        events: Event kinds to let through: ``start``, ``trigger``, ``end``,
-            ``error``.
+        events: Event kinds to let through, any of ``start``, ``trigger``,
+            ``end``, ``error`` and ``interrupted`` (the run stopped without
+            finishing or failing: ``SIGTERM``, ``KeyboardInterrupt``,
+            ``sys.exit``); all of them by default. An alerts channel wants
+            ``[end, error, interrupted]``: a pre-empted run is news too.
         others: Whether records that are not training events pass too.
 
     Example:

@@ -49,6 +49,9 @@ _LABELS: Final = {kind: f"{kind} message" for kind in EVENT_KINDS}
 #: Events whose thread reply is also shown in the channel by default.
 DEFAULT_BROADCAST: Final = ("error", "interrupted")
 
+#: Seconds to wait for one Slack API answer, unless ``request_timeout`` says.
+DEFAULT_REQUEST_TIMEOUT: Final = 15.0
+
 # Slack's upper bound for one uploaded file.
 _MAX_FILE_BYTES: Final = 1024**3
 
@@ -94,10 +97,14 @@ class SlackHandler(logging.Handler):
         rate_limit: Messages per second to the channel (Slack allows about
             one); ``None`` to not pace.
         burst: Messages that may go at once before ``rate_limit`` applies.
-        request_timeout: Seconds to wait for one Slack API answer.
+        request_timeout: Seconds to wait for one Slack API answer (default
+            15). Only for the client the handler builds: a ``client`` keeps
+            its own timeout (``WebClient(timeout=...)``), and giving both is
+            a ``ValueError``.
 
     Raises:
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
+            ``request_timeout`` together with ``client``;
             ``max_message_chars`` above 40,000.
 
     Example:
@@ -139,7 +146,7 @@ class SlackHandler(logging.Handler):
         max_queue_bytes: int = DEFAULT_MAX_BYTES,
         rate_limit: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
-        request_timeout: float = 15.0,
+        request_timeout: float | None = None,
     ) -> None:
         super().__init__(level)
         if not isinstance(channel, str) or not channel.strip():
@@ -147,7 +154,18 @@ class SlackHandler(logging.Handler):
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
             )
         check_max_chars(max_message_chars)
-        api = self._make_api(channel, token, base_url, client, request_timeout)
+        if client is not None and request_timeout is not None:
+            # Silently ignoring it would leave the user's timeout unapplied.
+            raise ValueError(
+                f"SlackHandler for channel {channel}: request_timeout= applies "
+                "to the client the handler builds, and a client= keeps its own "
+                f"timeout ({client.timeout} s); set it there instead: "
+                "WebClient(timeout=...)"
+            )
+        timeout = (
+            DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
+        )
+        api = self._make_api(channel, token, base_url, client, timeout)
         self._can_upload = api.can_upload
         self.channel = channel
         self.thread = thread

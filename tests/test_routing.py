@@ -71,7 +71,7 @@ def test_b_alerts_get_only_end_and_error(
     if fail:
         assert alerts == ["🚨 Run failed at epoch 1: boom"]
     else:
-        assert alerts == ["✅ Run finished after 2 epochs (val/loss 0.5)"]
+        assert alerts == ["✅ Run finished after 2 epochs (val/loss 0.500)"]
     progress = [m.text for m in slack_env.messages(CHANNEL)]
     assert progress[0].startswith("🏃 *Training started!")
     assert progress[1] == "ep 1"

@@ -1,0 +1,179 @@
+"""When the drop-in ``Slack`` posts by itself, and what it says when it does not.
+
+Each scenario is a real ``ExtensionsManager`` training with Slack played by
+the emulator: handlers on ancestors of the training logger only observe the
+events; handlers on the training logger itself (or ``propagate=False``)
+decide where they go, and the extension says so once; a reachable
+SlackHandler posts each event once.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import make_manager, run_training
+
+import ppe_slacklog
+from ppe_slacklog.testing import SlackEmulator
+
+CHANNEL = "experiment-progress"
+TRAINING = "ppe_slacklog.training"
+
+pytestmark = pytest.mark.slack_emulator(rate_limits=False, share_delay=0)
+
+
+class Observer(logging.Handler):
+    """Keeps the training events it sees (as a console or file handler would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = getattr(record, "ppe_event", None)
+        if kind is not None:
+            self.kinds.append(kind)
+
+
+def _train(max_epochs: int = 2, **kw: Any) -> list[warnings.WarningMessage]:
+    """Trains with the drop-in; returns the warnings the library gave."""
+    manager = make_manager(max_epochs=max_epochs, iters_per_epoch=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manager.extend(ppe_slacklog.Slack(CHANNEL, msg="ep {manager.epoch}", **kw))
+        run_training(manager)
+    return [w for w in caught if "ppe_slacklog" in str(w.message)]
+
+
+def _texts(emu: SlackEmulator) -> list[str]:
+    return [m.text for m in emu.messages(CHANNEL)]
+
+
+@pytest.fixture
+def root_level() -> Iterator[None]:
+    """Restores the root logger's level and handlers after the test."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield
+    root.setLevel(level)
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+@pytest.mark.parametrize("level", [None, logging.INFO], ids=["default", "INFO"])
+def test_an_observer_on_the_parent_logger_leaves_slack_on(
+    slack_env: SlackEmulator, level: int | None
+) -> None:
+    parent = logging.getLogger("ppe_slacklog")
+    observer = Observer()
+    parent.addHandler(observer)
+    if level is not None:
+        parent.setLevel(level)
+    told = _train()
+    assert told == [], [str(w.message) for w in told]
+    texts = _texts(slack_env)
+    assert len(texts) == 4, texts
+    assert texts[0].startswith("🏃 *Training started!")
+    assert texts[1:3] == ["ep 1", "ep 2"]
+    assert texts[3].startswith("✅ *Training finished!")
+    assert len(slack_env.top_level(CHANNEL)) == 1  # one thread
+    assert observer.kinds == ["start", "trigger", "trigger", "end"]
+
+
+def test_a_handler_on_the_training_logger_routes_events_and_says_so_once(
+    slack_env: SlackEmulator,
+) -> None:
+    observer = Observer()
+    training = logging.getLogger(TRAINING)
+    training.addHandler(observer)
+    training.setLevel(logging.INFO)
+    told = _train()
+    assert slack_env.messages() == []
+    assert observer.kinds == ["start", "trigger", "trigger", "end"]
+    (warning,) = told
+    text = str(warning.message)
+    assert f"'{TRAINING}'" in text
+    assert repr(observer) in text  # which handlers
+    assert "add a ppe_slacklog.SlackHandler" in text  # how to change it
+    assert "propagate=False" in text  # how to keep it, quietly
+    assert "set its level to INFO" not in text
+    # The warning names what was wrong at this extension's start; the
+    # configuration is the same for the next one, and said once for each.
+    assert len(_train()) == 1
+
+
+def test_a_logger_that_does_not_propagate_and_has_no_handler_is_named(
+    slack_env: SlackEmulator,
+) -> None:
+    training = logging.getLogger(TRAINING)
+    training.propagate = False
+    training.setLevel(logging.INFO)
+    (warning,) = _train()
+    assert "does not propagate and has no handlers" in str(warning.message)
+    assert "propagate=True" in str(warning.message)
+    assert slack_env.messages() == []
+
+
+def test_console_only_routing_is_quiet(slack_env: SlackEmulator) -> None:
+    """``propagate=False`` plus handlers: the documented way to say "no Slack"."""
+    observer = Observer()
+    training = logging.getLogger(TRAINING)
+    training.addHandler(observer)
+    training.setLevel(logging.INFO)
+    training.propagate = False
+    assert _train() == []
+    assert slack_env.messages() == []
+    assert observer.kinds == ["start", "trigger", "trigger", "end"]
+
+
+def test_a_slack_handler_on_the_root_posts_each_event_once(
+    slack_env: SlackEmulator, root_level: None
+) -> None:
+    root = logging.getLogger()
+    root.addHandler(ppe_slacklog.SlackHandler(CHANNEL, rate_limit=None))
+    root.setLevel(logging.INFO)
+    assert _train() == []
+    texts = _texts(slack_env)
+    assert len(texts) == 4, texts
+    assert texts[1:3] == ["ep 1", "ep 2"]
+    assert len(slack_env.top_level(CHANNEL)) == 1
+
+
+def test_when_the_level_is_the_cause_the_fix_is_exact(
+    slack_env: SlackEmulator, root_level: None
+) -> None:
+    root = logging.getLogger()
+    root.addHandler(ppe_slacklog.SlackHandler(CHANNEL, rate_limit=None))
+    root.setLevel(logging.WARNING)
+    (warning,) = _train()
+    text = str(warning.message)
+    assert "its level is WARNING (set on the logger 'root')" in text
+    assert "start, trigger, end events are dropped" in text
+    assert f"logging.getLogger('{TRAINING}').setLevel(logging.INFO)" in text
+    assert "posts nothing" not in text
+    assert _texts(slack_env) == []
+
+
+def test_logging_disable_is_named_as_the_cause(slack_env: SlackEmulator) -> None:
+    logging.disable(logging.INFO)
+    try:
+        (warning,) = _train()
+    finally:
+        logging.disable(logging.NOTSET)
+    assert "logging.disable(INFO) is in effect" in str(warning.message)
+    assert "logging.disable(logging.NOTSET)" in str(warning.message)
+
+
+def test_without_a_token_an_observer_does_not_hide_the_missing_token(
+    emu: SlackEmulator,
+) -> None:
+    """ppe raises without a token; an observer on an ancestor changes nothing."""
+    logging.getLogger("ppe_slacklog").addHandler(Observer())
+    with pytest.raises(RuntimeError, match="SLACK_BOT_TOKEN"):
+        ppe_slacklog.Slack(CHANNEL)
