@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
-from .stats import DeliveryStats
+from .stats import DeliveryCounters
 
 __all__ = [
     "UNPRINTABLE_MARK",
@@ -67,11 +67,11 @@ def discard_shown_since(mark: int) -> None:
 _count_lock = threading.RLock()
 
 
-def count_shown_since(mark: int, stats: DeliveryStats) -> None:
+def count_shown_since(mark: int, stats: DeliveryCounters) -> None:
     """Adds the markers this thread showed since ``mark`` (:func:`shown`) to ``stats``.
 
     Example:
-        >>> stats = DeliveryStats()
+        >>> stats = DeliveryCounters()
         >>> mark = shown()
         >>> text = f"{Unprintable('x')}"
         >>> count_shown_since(mark, stats)

@@ -226,8 +226,18 @@ class SlackHandler(logging.Handler):
 
     @property
     def stats(self) -> DeliveryStats:
-        """Counters of what was queued, sent, retried, dropped and failed."""
-        return self._outbox.stats
+        """A snapshot of what this handler did so far (see :class:`DeliveryStats`).
+
+        Each read returns a new, frozen snapshot; a saved one never changes.
+
+        Example:
+            >>> before = handler.stats  # doctest: +SKIP
+            >>> logging.getLogger("myproject").warning("disk full")  # doctest: +SKIP
+            >>> handler.flush()  # doctest: +SKIP
+            >>> handler.stats.records_sent - before.records_sent  # doctest: +SKIP
+            1
+        """
+        return self._outbox.stats()
 
     @property
     def pending(self) -> int:
@@ -276,7 +286,7 @@ class SlackHandler(logging.Handler):
             # Files go up even when the event's text is disabled, as in ppe.
             files, problems = self._read_files(event)
             text = "\n".join([text or "", *problems]).strip("\n")
-        _safetext.count_shown_since(shown, self.stats)
+        _safetext.count_shown_since(shown, self._outbox.counters)
         if not text and not files:
             return None
         # Capped once per record, before queueing: the queue's byte bound and
