@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
-from . import _forkpipe
+from . import _callsite, _forkpipe
+from ._callsite import CallSite
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
@@ -215,6 +216,8 @@ class Outbox:
         rate: Messages per second to the channel; ``None`` to not pace.
         burst: Messages that may go at once before ``rate`` applies.
         flush_timeout: What a flush at exit waits for this outbox at most.
+        site: The user's line that made the handler: delivery warnings point
+            there (the sender thread runs no user code).
     """
 
     def __init__(
@@ -229,8 +232,10 @@ class Outbox:
         rate: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
         flush_timeout: float = 10.0,
+        site: CallSite | None = None,
     ) -> None:
         self._api = api
+        self._site = site
         self.channel = channel
         self.thread = thread
         self.max_chars = max_chars
@@ -251,7 +256,7 @@ class Outbox:
         self._failing = False
         # Outboxes that deliver to the same place share threads and order.
         self._route = (_place(api.base_url), channel_key(channel))
-        self._once = Once()
+        self._once = Once(site)
         self._threads = ChannelThreads(api, channel, self._route[0], self._once)
         # Accepting posts; after close() or retire() no more are taken.
         self._accepting = True
@@ -572,7 +577,9 @@ class Outbox:
     def _run(self) -> None:
         mark_sender_thread()
         try:
-            self._loop()
+            # Also for the transport's own warnings (Slack's "warning" field).
+            with _callsite.blaming(fallback=self._site):
+                self._loop()
         finally:
             with self._cond:
                 # A later submit starts a new sender if this one ever dies.

@@ -56,6 +56,9 @@ _EMPTY: Final[Mapping[str, Observation]] = MappingProxyType({})
 _TEMPLATE: Final = "ppe_template"
 _MANAGER: Final = "ppe_manager"
 _SOURCE: Final = "ppe_source"
+# The user's line that made the extension (a _callsite.CallSite): template
+# and delivery warnings point there, whichever thread renders.
+SITE_ATTR: Final = "ppe_site"
 #: Fields added by a :class:`~ppe_slacklog.ProcessorFilter` (a dict).
 EXTRA_ATTR: Final = "ppe_extra"
 
@@ -294,6 +297,7 @@ def event_extra(
     template: Any = None,
     source: str | None = None,
     run: RunFacts | None = None,
+    site: Any = None,
 ) -> dict[str, Any]:
     """Builds the ``extra=`` mapping of one training event record.
 
@@ -315,6 +319,7 @@ def event_extra(
         _TEMPLATE: template,
         _MANAGER: snapshot,
         _SOURCE: source,
+        SITE_ATTR: site,
     }
     if run is not None:
         # Only runs that are resumed, interrupted or distributed carry these:

@@ -15,14 +15,13 @@ import itertools
 import logging
 import types
 import uuid
-import warnings
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from pytorch_pfn_extras.training import extension
 from pytorch_pfn_extras.training._trigger_util import get_trigger
 
-from . import _interrupts
+from . import _callsite, _interrupts
 from ._distributed import Job, current_job
 from ._safetext import describe, warn_unprintable
 from ._secret import Secret
@@ -91,10 +90,14 @@ class _FromSource(logging.Filter):
         return getattr(record, "ppe_source", None) == self.source
 
 
-def _warn(message: str, stacklevel: int = 2) -> None:
-    """Warns, but never into the training: ``-W error`` must not stop it."""
+def _warn(message: str) -> None:
+    """Warns, but never into the training: ``-W error`` must not stop it.
+
+    The warning points at the user's line: in a hook, the ``Slack(...)``
+    call (see :func:`_never_raises`); elsewhere the caller's own line.
+    """
     with contextlib.suppress(Exception):
-        warnings.warn(message, stacklevel=stacklevel + 1)
+        _callsite.warn(message, UserWarning)
 
 
 def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
@@ -106,14 +109,16 @@ def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(hook)
     def total(self: Slack, *args: Any) -> None:
-        try:
-            hook(self, *args)
-        except Exception as exc:
-            _warn(
-                f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
-                "training goes on.",
-                stacklevel=3,
-            )
+        # ppe calls hooks from deep inside the manager: what they warn about
+        # points at the user's Slack(...) call instead.
+        with _callsite.blaming(getattr(self, "_site", None)):
+            try:
+                hook(self, *args)
+            except Exception as exc:
+                _warn(
+                    f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
+                    "training goes on."
+                )
 
     return total
 
@@ -239,6 +244,8 @@ class Slack(extension.Extension):
         ranks: Collection[int] | None = (0,),
     ) -> None:
         super().__init__()
+        #: The user's line that made this extension: its warnings point there.
+        self._site = _callsite.capture()
         self._channel = channel
         self._templates: dict[EventKind, Template] = {
             "trigger": msg,
@@ -337,7 +344,6 @@ class Slack(extension.Extension):
                 "set it before the training starts, or configure a "
                 "ppe_slacklog.SlackHandler, else events are logged but not "
                 "posted.",
-                stacklevel=2,
             )
 
     def _secret_env(self) -> str:
@@ -379,7 +385,6 @@ class Slack(extension.Extension):
                 "ppe_slacklog.Slack: logging is no longer configured for "
                 f"'{self._logger.name}' and no token was given: events are "
                 "logged but not posted to Slack.",
-                stacklevel=3,
             )
             return
         handler = self._new_handler()
@@ -439,6 +444,7 @@ class Slack(extension.Extension):
                 template=self._templates[kind],
                 source=self._source,
                 run=run or self._run_facts,
+                site=self._site,
             )
             exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
             # makeRecord + handle is what Logger.log does, minus the stack walk
@@ -460,7 +466,6 @@ class Slack(extension.Extension):
         except Exception as error:  # reporting must never stop training
             _warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
-                stacklevel=3,
             )
 
     @staticmethod
@@ -486,7 +491,6 @@ class Slack(extension.Extension):
                 _warn(
                     "ppe_slacklog.Slack: the filenames callable raised "
                     f"{describe(exc)}; no files are uploaded this time.",
-                    stacklevel=3,
                 )
                 return []
         return [
@@ -516,7 +520,6 @@ class Slack(extension.Extension):
                 "enabled for INFO, so start, trigger and end events are dropped "
                 "before any handler sees them; set its level to INFO in your "
                 "logging configuration.",
-                stacklevel=2,
             )
         try:
             self._join_job()

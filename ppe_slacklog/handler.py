@@ -17,7 +17,7 @@ from typing import Final, NoReturn, SupportsIndex
 
 from slack_sdk import WebClient
 
-from . import _safetext
+from . import _callsite, _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .capping import cap_text, record_limit
 from .chunking import DEFAULT_MAX_CHARS, check_max_chars
@@ -28,7 +28,7 @@ from .delivery import (
     holds_logging_lock,
     live_outboxes,
 )
-from .events import EVENT_KINDS, TrainingEvent, event_of
+from .events import EVENT_KINDS, SITE_ATTR, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
@@ -141,6 +141,10 @@ class SlackHandler(logging.Handler):
         request_timeout: float = 15.0,
     ) -> None:
         super().__init__(level)
+        # The user's line that made this handler (its SlackHandler(...) or
+        # dictConfig call): warnings about its templates and deliveries
+        # point there when no better line is on the stack.
+        self._site = _callsite.capture()
         if not isinstance(channel, str) or not channel.strip():
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
@@ -177,8 +181,9 @@ class SlackHandler(logging.Handler):
             rate=rate_limit,
             burst=burst,
             flush_timeout=float(flush_timeout),
+            site=self._site,
         )
-        self._once = Once()
+        self._once = Once(self._site)
         _live.add(self)
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
@@ -270,9 +275,32 @@ class SlackHandler(logging.Handler):
             self.handleError(record)
 
     def make_post(self, record: logging.LogRecord) -> Post | None:
-        """The :class:`Post` for ``record``; ``None`` when its event is disabled."""
+        """The :class:`Post` for ``record``; ``None`` when its event is disabled.
+
+        Warnings while rendering point at the user's line (see
+        :mod:`ppe_slacklog._callsite`): for a training event the extension's
+        ``Slack(...)`` call, or this handler's own when its template is used;
+        for any other record the logging call; this handler's when no user
+        code is on the stack (rendering on the sender thread).
+        """
         event = event_of(record)
         formatter = self.formatter
+        site = record.__dict__.get(SITE_ATTR)
+        if (
+            event is not None
+            and isinstance(formatter, SlackFormatter)
+            and formatter.template_for(event) is not event.template
+        ):
+            site = self._site  # this handler's own template
+        with _callsite.blaming(site, fallback=self._site):
+            return self._make_post(record, event, formatter)
+
+    def _make_post(
+        self,
+        record: logging.LogRecord,
+        event: TrainingEvent | None,
+        formatter: logging.Formatter | None,
+    ) -> Post | None:
         shown = _safetext.shown()  # markers rendered below count in stats
         if isinstance(formatter, SlackFormatter):
             if event is None:

@@ -1,0 +1,171 @@
+"""Where a warning points: the user's line that set things up, not ours.
+
+A template is rendered deep inside logging (extension -> logger -> handler
+-> formatter), perhaps later on a sender thread; a delivery problem is found
+on a sender thread with no user code on its stack at all. A fixed
+``stacklevel`` cannot name the user's line there, and Python 3.10 has no
+``skip_file_prefixes``. So the objects that own templates and deliveries
+remember the line that created them (:func:`capture`), the code that works
+for them says so for its thread (:class:`blaming`), and :func:`warn` points
+the warning there with ``warnings.warn_explicit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import warnings
+from types import TracebackType
+from typing import Final, NamedTuple
+
+__all__ = ["CallSite", "blaming", "capture", "warn"]
+
+
+class CallSite(NamedTuple):
+    """A line of the user's code (small and picklable: it travels on records)."""
+
+    filename: str
+    lineno: int
+    module: str
+
+
+def _package_dir(path: str | None) -> str | None:
+    return None if path is None else os.path.dirname(path) + os.sep
+
+
+_STDLIB: Final = os.path.dirname(contextlib.__file__) + os.sep
+# Code that runs the user's code or ours without being either of them.
+_ALWAYS: Final = tuple(
+    p
+    for p in (
+        _package_dir(__file__),  # ppe_slacklog
+        _package_dir(logging.__file__),  # logging, logging.config
+        _STDLIB + "importlib" + os.sep,
+        _STDLIB + "contextlib.py",
+        _STDLIB + "copy.py",
+        _STDLIB + "pickle.py",
+        _STDLIB + "threading.py",
+        _STDLIB + "runpy.py",
+        "<frozen ",
+    )
+    if p is not None
+)
+# Libraries between the user and us, skipped once they are loaded.
+_CALLERS: Final = ("pytorch_pfn_extras", "torch", "structlog")
+
+
+def _not_user_code() -> tuple[str, ...]:
+    loaded = (getattr(sys.modules.get(name), "__file__", None) for name in _CALLERS)
+    return _ALWAYS + tuple(d for d in map(_package_dir, loaded) if d is not None)
+
+
+def capture() -> CallSite | None:
+    """The innermost caller's line outside ppe_slacklog and what drives it.
+
+    Skipped: this package, ``logging``, pytorch-pfn-extras, torch (its
+    ``torch.load`` unpickles an extension), structlog, and the standard
+    library's ``contextlib``, ``copy``, ``pickle``, ``threading``,
+    ``importlib`` and ``runpy``. ``None`` on a thread that runs no user
+    code (a sender).
+
+    Example:
+        >>> site = capture()
+        >>> site is None or site.lineno > 0
+        True
+    """
+    skip = _not_user_code()
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(skip):
+            name = frame.f_globals.get("__name__")
+            return CallSite(filename, frame.f_lineno, str(name or ""))
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+_state = threading.local()
+
+
+class blaming:  # lower case: used like a function, ``with blaming(site):``
+    """Points this thread's warnings at ``site`` while the block runs.
+
+    ``fallback`` is used only when the stack holds no user code (a sender
+    thread, the interpreter's exit). ``None`` keeps what an enclosing block
+    set. A class rather than a generator: it wraps every record a handler
+    renders, and costs a fraction of ``contextlib.contextmanager``.
+
+    Example:
+        >>> with blaming(CallSite("train.py", 12, "__main__")):
+        ...     _blamed()
+        CallSite(filename='train.py', lineno=12, module='__main__')
+    """
+
+    __slots__ = ("_fallback", "_saved", "_site")
+
+    def __init__(
+        self, site: CallSite | None = None, *, fallback: CallSite | None = None
+    ) -> None:
+        self._site = site
+        self._fallback = fallback
+        self._saved: tuple[CallSite | None, CallSite | None] = (None, None)
+
+    def __enter__(self) -> None:
+        state = _state.__dict__
+        saved = (state.get("site"), state.get("fallback"))
+        self._saved = saved
+        state["site"] = self._site or saved[0]
+        state["fallback"] = self._fallback or saved[1]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        state = _state.__dict__
+        state["site"], state["fallback"] = self._saved
+
+
+def _blamed() -> CallSite | None:
+    return _state.__dict__.get("site")
+
+
+def warn(
+    message: str,
+    category: type[Warning],
+    *,
+    site: CallSite | None = None,
+    fallback: CallSite | None = None,
+) -> None:
+    """Warns at the user's line: ``site``, else the blamed one, else the caller.
+
+    The caller is the innermost user frame (:func:`capture`); with none on
+    the stack, ``fallback`` (or the blamed fallback) is used, and with none
+    of these the warning points at its caller as ``warnings.warn`` would.
+    Raises what ``warnings`` raises (``-W error``): callers decide.
+    """
+    state = _state.__dict__
+    where = site or state.get("site") or capture() or fallback or state.get("fallback")
+    if where is None:
+        warnings.warn(message, category, stacklevel=3)
+        return
+    module = sys.modules.get(where.module)
+    module_globals = getattr(module, "__dict__", None)
+    registry = (
+        None
+        if module_globals is None
+        else module_globals.setdefault("__warningregistry__", {})
+    )
+    warnings.warn_explicit(
+        message,
+        category,
+        where.filename,
+        where.lineno,
+        module=where.module or None,
+        registry=registry,
+        module_globals=module_globals,
+    )
