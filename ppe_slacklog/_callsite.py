@@ -153,8 +153,10 @@ def warn(
     if where is None:
         warnings.warn(message, category, stacklevel=3)
         return
-    module = sys.modules.get(where.module)
-    module_globals = getattr(module, "__dict__", None)
+    # The module's registry, as warnings.warn uses: "default" filters then
+    # show a warning once per line. No module_globals: asking the loader of
+    # ``python -c`` code for its source raises (the line is read by name).
+    module_globals = getattr(sys.modules.get(where.module), "__dict__", None)
     registry = (
         None
         if module_globals is None
@@ -167,5 +169,4 @@ def warn(
         where.lineno,
         module=where.module or None,
         registry=registry,
-        module_globals=module_globals,
     )
