@@ -21,7 +21,7 @@ import warnings
 from types import TracebackType
 from typing import Final, NamedTuple
 
-__all__ = ["CallSite", "blaming", "capture", "warn"]
+__all__ = ["CallSite", "blaming", "capture", "current", "warn"]
 
 
 class CallSite(NamedTuple):
@@ -132,6 +132,16 @@ class blaming:  # lower case: used like a function, ``with blaming(site):``
 
 def _blamed() -> CallSite | None:
     return _state.__dict__.get("site")
+
+
+def current() -> CallSite | None:
+    """Where this thread's warnings point now: the blamed site, else :func:`capture`.
+
+    What an object made on the user's behalf remembers as its own site: a
+    handler the extension attaches for itself belongs to the ``Slack(...)``
+    call, not to the loop line that ran the extension's first hook.
+    """
+    return _blamed() or capture()
 
 
 def warn(

@@ -142,9 +142,10 @@ class SlackHandler(logging.Handler):
     ) -> None:
         super().__init__(level)
         # The user's line that made this handler (its SlackHandler(...) or
-        # dictConfig call): warnings about its templates and deliveries
-        # point there when no better line is on the stack.
-        self._site = _callsite.capture()
+        # dictConfig call, or the Slack(...) call of an extension's own
+        # handler): warnings about its templates and deliveries point there
+        # when no better line is on the stack.
+        self._site = _callsite.current()
         if not isinstance(channel, str) or not channel.strip():
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"

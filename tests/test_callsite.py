@@ -167,6 +167,17 @@ def test_delivery_problem_on_the_sender_points_at_the_handler(
     assert _where(w) == (__file__, _line("h"))
 
 
+def test_own_handler_delivery_problem_points_at_the_slack_call(
+    slack_env: SlackEmulator,
+) -> None:
+    with _caught() as caught:
+        slack = Slack("cs-own-nowhere")  # site: own handler
+        _train(slack)
+    (w,) = [w for w in _of(caught, SlackDeliveryWarning) if "cs-own" in str(w.message)]
+    assert "channel_not_found" in str(w.message)
+    assert _where(w) == (__file__, _line("own handler"))
+
+
 def test_delivery_problem_points_at_the_dict_config_call(
     slack_env: SlackEmulator,
 ) -> None:
