@@ -21,7 +21,15 @@ import warnings
 from types import TracebackType
 from typing import Final, NamedTuple
 
-__all__ = ["CallSite", "blaming", "capture", "current", "warn"]
+__all__ = [
+    "CallSite",
+    "blame",
+    "blaming",
+    "capture",
+    "current",
+    "unblame",
+    "warn",
+]
 
 
 class CallSite(NamedTuple):
@@ -88,6 +96,37 @@ def capture() -> CallSite | None:
 
 
 _state = threading.local()
+_Blame = tuple["CallSite | None", "CallSite | None"]
+
+
+def _slots() -> list[CallSite | None]:
+    """This thread's ``[site, fallback]``."""
+    try:
+        return _state.v  # type: ignore[no-any-return]
+    except AttributeError:
+        slots: list[CallSite | None] = [None, None]
+        _state.v = slots
+        return slots
+
+
+def blame(site: CallSite | None, fallback: CallSite | None = None) -> _Blame:
+    """:class:`blaming` without a context manager, for the per-record path.
+
+    Returns what :func:`unblame` restores (call it in a ``finally``).
+    """
+    slots = _slots()
+    saved = (slots[0], slots[1])
+    if site is not None:
+        slots[0] = site
+    if fallback is not None:
+        slots[1] = fallback
+    return saved
+
+
+def unblame(saved: _Blame) -> None:
+    """Restores what :func:`blame` replaced."""
+    slots = _slots()
+    slots[0], slots[1] = saved
 
 
 class blaming:  # lower case: used like a function, ``with blaming(site):``
@@ -95,8 +134,7 @@ class blaming:  # lower case: used like a function, ``with blaming(site):``
 
     ``fallback`` is used only when the stack holds no user code (a sender
     thread, the interpreter's exit). ``None`` keeps what an enclosing block
-    set. A class rather than a generator: it wraps every record a handler
-    renders, and costs a fraction of ``contextlib.contextmanager``.
+    set.
 
     Example:
         >>> with blaming(CallSite("train.py", 12, "__main__")):
@@ -111,14 +149,10 @@ class blaming:  # lower case: used like a function, ``with blaming(site):``
     ) -> None:
         self._site = site
         self._fallback = fallback
-        self._saved: tuple[CallSite | None, CallSite | None] = (None, None)
+        self._saved: _Blame = (None, None)
 
     def __enter__(self) -> None:
-        state = _state.__dict__
-        saved = (state.get("site"), state.get("fallback"))
-        self._saved = saved
-        state["site"] = self._site or saved[0]
-        state["fallback"] = self._fallback or saved[1]
+        self._saved = blame(self._site, self._fallback)
 
     def __exit__(
         self,
@@ -126,12 +160,11 @@ class blaming:  # lower case: used like a function, ``with blaming(site):``
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        state = _state.__dict__
-        state["site"], state["fallback"] = self._saved
+        unblame(self._saved)
 
 
 def _blamed() -> CallSite | None:
-    return _state.__dict__.get("site")
+    return _slots()[0]
 
 
 def current() -> CallSite | None:
@@ -158,8 +191,8 @@ def warn(
     of these the warning points at its caller as ``warnings.warn`` would.
     Raises what ``warnings`` raises (``-W error``): callers decide.
     """
-    state = _state.__dict__
-    where = site or state.get("site") or capture() or fallback or state.get("fallback")
+    blamed, blamed_fallback = _slots()
+    where = site or blamed or capture() or fallback or blamed_fallback
     if where is None:
         warnings.warn(message, category, stacklevel=3)
         return

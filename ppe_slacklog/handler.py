@@ -293,8 +293,11 @@ class SlackHandler(logging.Handler):
             and formatter.template_for(event) is not event.template
         ):
             site = self._site  # this handler's own template
-        with _callsite.blaming(site, fallback=self._site):
+        saved = _callsite.blame(site, self._site)
+        try:
             return self._make_post(record, event, formatter)
+        finally:
+            _callsite.unblame(saved)
 
     def _make_post(
         self,
