@@ -309,8 +309,11 @@ class Outbox:
     def stats(self) -> DeliveryStats:
         """A frozen snapshot of :attr:`counters`, taken under the outbox's lock.
 
-        The sender counts a delivered message's records and Slack messages
-        under the same lock, so one snapshot never shows half of a delivery.
+        The outbox changes its counters under that lock (the transport's
+        ``api_calls`` and ``rate_limited`` have one writer, the sender), so a
+        snapshot holds counts of one moment: never a record counted both
+        queued-and-dropped by half. A message being sent may show its Slack
+        messages before its records: those are counted when it is complete.
         """
         # Bounded: a signal handler on a thread that holds the lock must not
         # hang here; the snapshot is then only as consistent as plain reads.
