@@ -310,10 +310,10 @@ class Outbox:
         """A frozen snapshot of :attr:`counters`, taken under the outbox's lock.
 
         The outbox changes its counters under that lock (the transport's
-        ``api_calls`` and ``rate_limited`` have one writer, the sender), so a
-        snapshot holds counts of one moment: never a record counted both
-        queued-and-dropped by half. A message being sent may show its Slack
-        messages before its records: those are counted when it is complete.
+        ``api_calls`` and ``rate_limited`` have one writer, the sender), so
+        what one change counts together (a record queued and the one it
+        pushed out) is seen together. A message being sent counts its Slack
+        messages as each is stored, and its records once all are.
         """
         # Bounded: a signal handler on a thread that holds the lock must not
         # hang here; the snapshot is then only as consistent as plain reads.
