@@ -53,8 +53,7 @@ def _where(w: warnings.WarningMessage) -> tuple[str, int]:
 def _train(slack: Slack, trigger: Any = (1, "epoch")) -> None:
     manager = make_manager(max_epochs=1, iters_per_epoch=1)
     manager.extend(slack, trigger=trigger)
-    run_training(manager, report=lambda m: {"val/cs_loss": 0.5})
-    slack._flush()
+    run_training(manager, report=lambda m: {"val/cs_loss": 0.5})  # finalize flushes
 
 
 def test_missing_value_points_at_the_slack_call(slack_env: SlackEmulator) -> None:
