@@ -11,9 +11,11 @@ import logging
 import os
 import sys
 import threading
-import warnings
 import weakref
 from typing import Final
+
+from . import _callsite
+from ._callsite import CallSite
 
 __all__ = ["DIAGNOSTICS_LOGGER", "Once", "SlackDeliveryWarning"]
 
@@ -43,9 +45,16 @@ class SlackDeliveryWarning(UserWarning):
 
 
 class Once:
-    """Reports each distinct problem once (thread-safe)."""
+    """Reports each distinct problem once (thread-safe).
 
-    def __init__(self) -> None:
+    Args:
+        site: Where the warnings point when no user code is on the stack
+            (a sender thread, the interpreter's exit): the line that created
+            the handler these problems belong to.
+    """
+
+    def __init__(self, site: CallSite | None = None) -> None:
+        self.site = site
         self._seen: set[tuple[str, ...]] = set()
         # Re-entrant: a signal handler that logs may land inside warn().
         self._lock = threading.RLock()
@@ -60,7 +69,7 @@ class Once:
         _state.active = True
         try:
             _logger.info("%s", message)
-            warnings.warn(message, SlackDeliveryWarning, stacklevel=2)
+            _callsite.warn(message, SlackDeliveryWarning, fallback=self.site)
             if not _shown_somewhere():
                 # Only SlackHandlers listen, and they never post diagnostics
                 # (no loops): a delivery problem must still reach a person.

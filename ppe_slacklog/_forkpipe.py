@@ -228,7 +228,7 @@ class _Reader:
     def _lost(self, key: int | None) -> None:
         outbox = self._outbox(key) if key is not None else None
         if outbox is not None:
-            outbox.stats.dropped += 1
+            outbox.counters.records_dropped += 1
         where = f" for Slack channel {outbox.channel}" if outbox is not None else ""
         _once.warn(
             ("lost", self.child),

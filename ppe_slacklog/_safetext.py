@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
-from .stats import DeliveryStats
+from . import _callsite
+from .stats import DeliveryCounters
 
 __all__ = [
     "UNPRINTABLE_MARK",
@@ -77,11 +77,11 @@ def discard_shown_since(mark: int) -> None:
 _count_lock = threading.RLock()
 
 
-def count_shown_since(mark: int, stats: DeliveryStats) -> None:
+def count_shown_since(mark: int, stats: DeliveryCounters) -> None:
     """Adds the markers this thread showed since ``mark`` (:func:`shown`) to ``stats``.
 
     Example:
-        >>> stats = DeliveryStats()
+        >>> stats = DeliveryCounters()
         >>> mark = shown()
         >>> text = f"{Unprintable('x')}"
         >>> count_shown_since(mark, stats)
@@ -246,15 +246,20 @@ _warned: set[Hashable] = set()
 _warned_lock = threading.RLock()
 
 
-def warn_once(key: Hashable, message: str, stacklevel: int = 3) -> None:
-    """Warns ``message`` as a :class:`TemplateWarning`, once per ``key``."""
+def warn_once(key: Hashable, message: str) -> None:
+    """Warns ``message`` as a :class:`TemplateWarning`, once per ``key``.
+
+    The warning points at the user's line (:func:`ppe_slacklog._callsite.warn`):
+    the ``Slack(...)`` or ``SlackHandler(...)`` call whose template this is,
+    or the logging call of a plain record.
+    """
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
     # Warnings turned into errors (-W error) must not cost the message.
     with contextlib.suppress(Exception):
-        warnings.warn(message, TemplateWarning, stacklevel=stacklevel + 1)
+        _callsite.warn(message, TemplateWarning)
 
 
 def warn_unprintable(name: str, error: str, *, key: Hashable = None) -> None:
@@ -264,7 +269,6 @@ def warn_unprintable(name: str, error: str, *, key: Hashable = None) -> None:
         f"ppe_slacklog: {name!r} could not be turned into text ({error}); it "
         f"is shown as {UNPRINTABLE_MARK.format(name)} and the event is still "
         "logged and sent.",
-        stacklevel=4,
     )
 
 

@@ -24,14 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
-from . import _forkpipe
+from . import _callsite, _forkpipe
+from ._callsite import CallSite
 from ._diagnostics import Once, mark_sender_thread
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
 from .runs import channel_key
 from .slackapi import FileData, Posted, SlackDeliveryError
-from .stats import DeliveryStats
+from .stats import DeliveryCounters, DeliveryStats
 from .templates import escape
 from .threads import ChannelThreads
 
@@ -68,7 +69,7 @@ class DeliveryApi(Protocol):
     can_thread: ClassVar[bool]
     can_upload: ClassVar[bool]
     can_look_back: ClassVar[bool]
-    stats: DeliveryStats
+    stats: DeliveryCounters
 
     @property
     def base_url(self) -> str:
@@ -206,7 +207,8 @@ class Outbox:
     """Delivers posts to one Slack channel from a background thread.
 
     Args:
-        api: The transport to deliver through; its ``stats`` are the outbox's.
+        api: The transport to deliver through; its ``stats`` are the outbox's
+            :attr:`counters`.
         channel: Channel name or ID.
         thread: Whether posts with a ``thread_key`` are threaded.
         max_chars: Longest text of one Slack message; longer texts are split.
@@ -215,6 +217,8 @@ class Outbox:
         rate: Messages per second to the channel; ``None`` to not pace.
         burst: Messages that may go at once before ``rate`` applies.
         flush_timeout: What a flush at exit waits for this outbox at most.
+        site: The user's line that made the handler: delivery warnings point
+            there (the sender thread runs no user code).
     """
 
     def __init__(
@@ -229,13 +233,15 @@ class Outbox:
         rate: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
         flush_timeout: float = 10.0,
+        site: CallSite | None = None,
     ) -> None:
         self._api = api
+        self._site = site
         self.channel = channel
         self.thread = thread
         self.max_chars = max_chars
         self.flush_timeout = flush_timeout
-        self.stats: DeliveryStats = api.stats
+        self.counters: DeliveryCounters = api.stats
         self._bounds = (max_queue_records, max_queue_bytes)
         self._bucket: TokenBucket | None = (
             None
@@ -251,7 +257,7 @@ class Outbox:
         self._failing = False
         # Outboxes that deliver to the same place share threads and order.
         self._route = (_place(api.base_url), channel_key(channel))
-        self._once = Once()
+        self._once = Once(site)
         self._threads = ChannelThreads(api, channel, self._route[0], self._once)
         # Accepting posts; after close() or retire() no more are taken.
         self._accepting = True
@@ -262,7 +268,7 @@ class Outbox:
         self._dropped_while_closing = 0
         self._last_flush_timeout = -1.0
         self._delivered_at = -1.0
-        # stats.queued when the exit drain ran (-1: not yet).
+        # counters.records_queued when the exit drain ran (-1: not yet).
         self._expired_at = -1
         self._init_runtime()
         with _outboxes_lock:
@@ -300,6 +306,31 @@ class Outbox:
     def pending(self) -> int:
         """Posts accepted but not yet delivered or given up on."""
         return len(self._queue) + self._in_flight + self._inbox.qsize()
+
+    def stats(self) -> DeliveryStats:
+        """A frozen snapshot of :attr:`counters`, taken under the outbox's lock.
+
+        The outbox changes its counters under that lock (the transport's
+        ``api_calls`` and ``rate_limited`` have one writer, the sender), so
+        what one change counts together (a record queued and the one it
+        pushed out) is seen together. A message being sent counts its Slack
+        messages as each is stored, and its records once all are.
+        """
+        # Bounded: a signal handler on a thread that holds the lock must not
+        # hang here; the snapshot is then only as consistent as plain reads.
+        locked = self._lock.acquire(timeout=0.5)
+        try:
+            return self.counters.snapshot()
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _count(self, **amounts: int) -> None:
+        """Adds ``amounts`` to the counters, under the lock (sender side)."""
+        counters = self.counters
+        with self._cond:
+            for name, n in amounts.items():
+                setattr(counters, name, getattr(counters, name) + n)
 
     @property
     def closed(self) -> bool:
@@ -357,7 +388,8 @@ class Outbox:
         return True
 
     def _refuse(self, post: Post) -> None:
-        self.stats.dropped += post.repeat
+        # Not under the lock: the caller may hold it (or may not wait for it).
+        self.counters.records_dropped += post.repeat
         self._once.warn(
             ("closed",),
             f"ppe_slacklog: a {post.label} for Slack channel "
@@ -368,8 +400,8 @@ class Outbox:
     def _add(self, post: Post) -> None:
         """Queues ``post`` (lock held), counting it and what it pushed out."""
         post.queued_at = time.monotonic()
-        self.stats.queued += 1
-        self.stats.dropped += self._queue.add(post)
+        self.counters.records_queued += 1
+        self.counters.records_dropped += self._queue.add(post)
 
     def _intake(self) -> None:
         """Moves posts that waited in the inbox into the queue (lock held)."""
@@ -479,7 +511,7 @@ class Outbox:
             self._stopping = True
             self._intake()
             dropped = _records(self._queue.clear())
-            self.stats.dropped += dropped
+            self.counters.records_dropped += dropped
             self._closing.set()
             self._retry_now.set()
             sender = self._sender
@@ -526,11 +558,11 @@ class Outbox:
         try:
             return self.flush(timeout)
         finally:
-            self._expired_at = self.stats.queued
+            self._expired_at = self.counters.records_queued
 
     def _expired(self) -> bool:
         """Whether the exit drain already waited for everything queued."""
-        return self._expired_at == self.stats.queued
+        return self._expired_at == self.counters.records_queued
 
     # -- the sender's side ----------------------------------------------------
 
@@ -549,7 +581,9 @@ class Outbox:
     def _run(self) -> None:
         mark_sender_thread()
         try:
-            self._loop()
+            # Also for the transport's own warnings (Slack's "warning" field).
+            with _callsite.blaming(fallback=self._site):
+                self._loop()
         finally:
             with self._cond:
                 # A later submit starts a new sender if this one ever dies.
@@ -602,7 +636,7 @@ class Outbox:
                 if self._deliver(batch, paced=True):
                     self._report_drops()
             except Exception as exc:  # a bug must not stall flush() forever
-                self.stats.failed += _records(batch)
+                self._count(records_failed=_records(batch))
                 self._once.warn(
                     ("bug", type(exc).__name__),
                     f"ppe_slacklog: unexpected {type(exc).__name__} in the sender "
@@ -652,17 +686,17 @@ class Outbox:
                     if self._rate_limited(exc.retry_after):
                         self._drop_closing(batch)
                         return False
-                    self.stats.retries += 1
+                    self._count(retries=1)
                     message.paced = False
                     continue
                 self._failing = True
                 if self._back_off(delay):
                     self._drop_closing(batch)
                     return False
-                self.stats.retries += 1
+                self._count(retries=1)
                 delay = min(delay * 2, _BACKOFF_MAX)
             except Exception as exc:  # a bug must not kill the sender
-                self.stats.failed += _records(batch)
+                self._count(records_failed=_records(batch))
                 self._once.warn(
                     ("bug", type(exc).__name__),
                     f"ppe_slacklog: unexpected {type(exc).__name__} while sending "
@@ -670,7 +704,7 @@ class Outbox:
                 )
                 return False
             else:
-                self.stats.sent += _records(batch)
+                self._count(records_sent=_records(batch))
                 self._delivered_at = time.monotonic()
                 self._failing = False
                 return True
@@ -686,12 +720,12 @@ class Outbox:
     def _drop_closing(self, batch: list[Post]) -> None:
         """Counts ``batch`` as dropped because the outbox closed under it."""
         n = _records(batch)
-        self.stats.dropped += n
         with self._cond:
+            self.counters.records_dropped += n
             self._dropped_while_closing += n
 
     def _give_up(self, message: _Message, exc: SlackDeliveryError, n: int) -> None:
-        self.stats.failed += n
+        self._count(records_failed=n)
         self._once.warn(
             ("error", exc.code),
             f"ppe_slacklog could not deliver a {message.label} to Slack channel "
@@ -761,6 +795,7 @@ class Outbox:
                 ):
                     self._threads.started(key, posted.ts)
             step.done = True
+            self._count(messages_sent=1)
 
     # -- threads ----------------------------------------------------------------
 
@@ -924,6 +959,7 @@ class Outbox:
             if self._bucket is not None:
                 self._wait_unless_closed(self._bucket.reserve())
             self._api.post(self.channel, text)
+            self._count(messages_sent=1)
         except SlackDeliveryError:
             with self._cond:  # tell next time
                 self._queue.dropped.update(dropped)

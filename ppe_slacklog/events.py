@@ -62,6 +62,9 @@ _SOURCE: Final = "ppe_source"
 _TEXT: Final = "ppe_text"
 # How many [unprintable: ...] markers that text holds (for handlers' stats).
 _TEXT_MARKERS: Final = "ppe_text_markers"
+# The user's line that made the extension (a _callsite.CallSite): template
+# and delivery warnings point there, whichever thread renders.
+SITE_ATTR: Final = "ppe_site"
 #: Fields added by a :class:`~ppe_slacklog.ProcessorFilter` (a dict).
 EXTRA_ATTR: Final = "ppe_extra"
 
@@ -304,6 +307,7 @@ def event_extra(
     run: RunFacts | None = None,
     text: str | None = None,
     text_markers: int = 0,
+    site: Any = None,
 ) -> dict[str, Any]:
     """Builds the ``extra=`` mapping of one training event record.
 
@@ -325,6 +329,7 @@ def event_extra(
         _TEMPLATE: template,
         _MANAGER: snapshot,
         _SOURCE: source,
+        SITE_ATTR: site,
     }
     if text is not None:
         extra[_TEXT] = text

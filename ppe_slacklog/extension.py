@@ -15,7 +15,6 @@ import itertools
 import logging
 import types
 import uuid
-import warnings
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
@@ -23,7 +22,7 @@ from typing import Any, Final
 from pytorch_pfn_extras.training import extension
 from pytorch_pfn_extras.training._trigger_util import get_trigger
 
-from . import _interrupts
+from . import _callsite, _interrupts
 from ._distributed import Job, current_job
 from ._safetext import describe, discard_shown_since, shown, warn_unprintable
 from ._secret import Secret
@@ -108,21 +107,25 @@ class _FromSource(logging.Filter):
         return getattr(record, "ppe_source", None) == self.source
 
 
-def _warn(message: str, stacklevel: int = 2) -> None:
-    """Warns, but never into the training: ``-W error`` must not stop it."""
+def _warn(message: str) -> None:
+    """Warns, but never into the training: ``-W error`` must not stop it.
+
+    The warning points at the user's line: in a hook, the ``Slack(...)``
+    call (see :func:`_never_raises`); elsewhere the caller's own line.
+    """
     with contextlib.suppress(Exception):
-        warnings.warn(message, stacklevel=stacklevel + 1)
+        _callsite.warn(message, UserWarning)
 
 
 # Sources (extensions) and texts already told: each reason is said once.
 _told: set[tuple[str, str]] = set()
 
 
-def _warn_once(source: str, message: str, stacklevel: int = 2) -> None:
+def _warn_once(source: str, message: str) -> None:
     """Warns like :func:`_warn`, once per extension and text."""
     if (source, message) not in _told:
         _told.add((source, message))
-        _warn(message, stacklevel=stacklevel + 1)
+        _warn(message)
 
 
 def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
@@ -134,14 +137,16 @@ def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(hook)
     def total(self: Slack, *args: Any) -> None:
-        try:
-            hook(self, *args)
-        except Exception as exc:
-            _warn(
-                f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
-                "training goes on.",
-                stacklevel=3,
-            )
+        # ppe calls hooks from deep inside the manager: what they warn about
+        # points at the user's Slack(...) call instead.
+        with _callsite.blaming(getattr(self, "_site", None)):
+            try:
+                hook(self, *args)
+            except Exception as exc:
+                _warn(
+                    f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
+                    "training goes on."
+                )
 
     return total
 
@@ -294,6 +299,8 @@ class Slack(extension.Extension):
         ranks: Collection[int] | None = (0,),
     ) -> None:
         super().__init__()
+        #: The user's line that made this extension: its warnings point there.
+        self._site = _callsite.capture()
         self._channel = channel
         self._templates: dict[EventKind, Template] = {
             "trigger": msg,
@@ -396,7 +403,6 @@ class Slack(extension.Extension):
                 "set it before the training starts, or configure a "
                 "ppe_slacklog.SlackHandler, else events are logged but not "
                 "posted.",
-                stacklevel=2,
             )
 
     def _secret_env(self) -> str:
@@ -483,14 +489,13 @@ class Slack(extension.Extension):
         if self._routing_configured():
             why = self._why_not_posting()
             if why is not None:
-                _warn_once(self._source, why, stacklevel=3)
+                _warn_once(self._source, why)
             return why is None
         if not self._can_post():
             _warn(
                 "ppe_slacklog.Slack: logging is no longer configured for "
                 f"'{self._logger.name}' and no token was given: events are "
                 "logged but not posted to Slack.",
-                stacklevel=3,
             )
             return False
         handler = self._new_handler()
@@ -529,7 +534,6 @@ class Slack(extension.Extension):
             f"ppe_slacklog.Slack: the logger '{name}' is not enabled for INFO: "
             f"{cause}, so its {', '.join(dropped)} events are dropped before "
             f"any handler sees them. To report them, {fix}.",
-            stacklevel=3,
         )
 
     def _detach_own_handler(self) -> None:
@@ -588,6 +592,7 @@ class Slack(extension.Extension):
                     if renders_at_event(template, kind)
                     else {}
                 ),
+                site=self._site,
             )
             exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
             # makeRecord + handle is what Logger.log does, minus the stack walk
@@ -609,7 +614,6 @@ class Slack(extension.Extension):
         except Exception as error:  # reporting must never stop training
             _warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
-                stacklevel=3,
             )
 
     def _render_now(
@@ -670,7 +674,6 @@ class Slack(extension.Extension):
                 _warn(
                     "ppe_slacklog.Slack: the filenames callable raised "
                     f"{describe(exc)}; no files are uploaded this time.",
-                    stacklevel=3,
                 )
                 return []
         return [

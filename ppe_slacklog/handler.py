@@ -18,7 +18,7 @@ from typing import Final, NoReturn, SupportsIndex
 
 from slack_sdk import WebClient
 
-from . import _safetext
+from . import _callsite, _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .capping import cap_text, record_limit
 from .chunking import DEFAULT_MAX_CHARS, check_max_chars
@@ -29,7 +29,7 @@ from .delivery import (
     holds_logging_lock,
     live_outboxes,
 )
-from .events import EVENT_KINDS, TrainingEvent, event_of
+from .events import EVENT_KINDS, SITE_ATTR, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
@@ -149,6 +149,11 @@ class SlackHandler(logging.Handler):
         request_timeout: float | None = None,
     ) -> None:
         super().__init__(level)
+        # The user's line that made this handler (its SlackHandler(...) or
+        # dictConfig call, or the Slack(...) call of an extension's own
+        # handler): warnings about its templates and deliveries point there
+        # when no better line is on the stack.
+        self._site = _callsite.current()
         if not isinstance(channel, str) or not channel.strip():
             raise ValueError(
                 f"SlackHandler needs a channel name or ID, got {channel!r}"
@@ -196,8 +201,9 @@ class SlackHandler(logging.Handler):
             rate=rate_limit,
             burst=burst,
             flush_timeout=float(flush_timeout),
+            site=self._site,
         )
-        self._once = Once()
+        self._once = Once(self._site)
         _live.add(self)
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
@@ -245,8 +251,18 @@ class SlackHandler(logging.Handler):
 
     @property
     def stats(self) -> DeliveryStats:
-        """Counters of what was queued, sent, retried, dropped and failed."""
-        return self._outbox.stats
+        """A snapshot of what this handler did so far (see :class:`DeliveryStats`).
+
+        Each read returns a new, frozen snapshot; a saved one never changes.
+
+        Example:
+            >>> before = handler.stats  # doctest: +SKIP
+            >>> logging.getLogger("myproject").warning("disk full")  # doctest: +SKIP
+            >>> handler.flush()  # doctest: +SKIP
+            >>> handler.stats.records_sent - before.records_sent  # doctest: +SKIP
+            1
+        """
+        return self._outbox.stats()
 
     @property
     def pending(self) -> int:
@@ -285,26 +301,52 @@ class SlackHandler(logging.Handler):
         (see :func:`~ppe_slacklog.templates.renders_at_event`) is rendered
         by the sender, when the post leaves the queue: the text is the same,
         and the training thread does not wait for it.
+
+        Warnings while rendering point at the user's line (see
+        :mod:`ppe_slacklog._callsite`): for a training event the extension's
+        ``Slack(...)`` call, or this handler's own when its template is used;
+        for any other record the logging call; this handler's when no user
+        code is on the stack (rendering on the sender thread).
         """
         event = event_of(record)
         formatter = self.formatter
+        site = record.__dict__.get(SITE_ATTR)
+        if (
+            event is not None
+            and isinstance(formatter, SlackFormatter)
+            and formatter.template_for(event) is not event.template
+        ):
+            site = self._site  # this handler's own template
+        saved = _callsite.blame(site, self._site)
+        try:
+            return self._make_post(record, event, formatter, site)
+        finally:
+            _callsite.unblame(saved)
+
+    def _make_post(
+        self,
+        record: logging.LogRecord,
+        event: TrainingEvent | None,
+        formatter: logging.Formatter | None,
+        site: _callsite.CallSite | None,
+    ) -> Post | None:
         files: tuple[FileData, ...] = ()
         problems: list[str] = []
         if event is not None and event.filenames:
             # Files go up even when the event's text is disabled, as in ppe.
             files, problems = self._read_files(event)
         if event is None:
-            text = self._finish(record, None, formatter, problems)
+            text = self._finish(record, None, formatter, problems, None)
             if not text:
                 return None
             return Post(text=text, level=record_level(record), label="log record")
         if isinstance(formatter, SlackFormatter) and formatter.defers(event):
             text = ""
             render: Callable[[], str] | None = functools.partial(
-                self._finish, record, event, formatter, problems
+                self._finish, record, event, formatter, problems, site
             )
         else:
-            text = self._finish(record, event, formatter, problems)
+            text = self._finish(record, event, formatter, problems, None)
             render = None
             if not text and not files:
                 return None
@@ -325,23 +367,30 @@ class SlackHandler(logging.Handler):
         event: TrainingEvent | None,
         formatter: logging.Formatter | None,
         problems: list[str],
+        site: _callsite.CallSite | None,
     ) -> str:
         """Renders ``record``'s text, capped; ``""`` when its event is disabled.
 
         Runs in ``emit``, or on the sender for a rendering left to it (a
-        SlackFormatter's, which never raises).
+        SlackFormatter's, which never raises); there, ``site`` is the line
+        its warnings point at.
         """
-        shown = _safetext.shown()  # markers rendered below count in stats
-        if isinstance(formatter, SlackFormatter):
-            if event is None:
-                text: str | None = formatter.render_plain(record)
+        saved = None if site is None else _callsite.blame(site, self._site)
+        try:
+            shown = _safetext.shown()  # markers rendered below count in stats
+            if isinstance(formatter, SlackFormatter):
+                if event is None:
+                    text: str | None = formatter.render_plain(record)
+                else:
+                    text = formatter.render(record, event)
             else:
-                text = formatter.render(record, event)
-        else:
-            text = self.format(record)  # never left to the sender: may raise
-        if problems:
-            text = "\n".join([text or "", *problems]).strip("\n")
-        _safetext.count_shown_since(shown, self.stats)
+                text = self.format(record)  # never left to the sender: may raise
+            if problems:
+                text = "\n".join([text or "", *problems]).strip("\n")
+            _safetext.count_shown_since(shown, self._outbox.counters)
+        finally:
+            if saved is not None:
+                _callsite.unblame(saved)
         # Capped once per record, before sending: the queue's byte bound and
         # the sender's time then go to many records, not to one.
         return cap_text(text or "", self.max_record_chars)

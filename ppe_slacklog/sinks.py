@@ -4,6 +4,12 @@ Both accept any record: training events (with their contract attributes),
 plain ``logging`` records, and structlog events routed through the standard
 library with ``ProcessorFormatter.wrap_for_formatter``.
 
+Both work in every form ``logging.config`` knows: dictConfig's ``()``
+factory (options as keys), and dictConfig's ``class:`` and fileConfig's
+``class=``, which pass only ``format``, ``datefmt`` and ``style``: there the
+options go in ``format``, as ``name=value`` pairs separated by ``;``
+(``format: "colors=false"``, ``format: "processors=mypkg.add_host"``).
+
 Example:
     >>> import logging.config
     >>> logging.config.dictConfig({
@@ -19,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -215,8 +222,20 @@ class JsonFormatter(_SafeProcessorFormatter):
     (NaN and infinities as strings), so every line loads with ``json.loads``.
 
     Args:
+        fmt: Options, for the configuration forms that pass only ``format``
+            (dictConfig ``class:``, fileConfig ``class=``):
+            ``"processors=mypkg.mod.fn, mypkg.mod.fn2"``.
+        datefmt: Not supported (timestamps are ISO 8601); must be ``None``.
+        style: Accepted for ``logging.Formatter`` compatibility; unused.
+        validate: Accepted for ``logging.Formatter`` compatibility; unused.
+        defaults: Not supported (every field is written); must be empty.
         processors: structlog processors to run before rendering (after the
-            record's fields were added), e.g. to add or rename keys.
+            record's fields were added), e.g. to add or rename keys; a
+            dotted name (``"mypkg.mod.fn"``) is imported.
+
+    Raises:
+        ValueError: An unknown option in ``fmt``, an option given twice, a
+            ``datefmt`` or ``defaults``.
 
     Example:
         >>> import logging, json
@@ -227,11 +246,25 @@ class JsonFormatter(_SafeProcessorFormatter):
         ('disk full', 'warning')
     """
 
-    def __init__(self, processors: Sequence[Processor] = ()) -> None:
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: str = "%",
+        validate: bool = True,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        processors: Sequence[Processor | str] = (),
+    ) -> None:
+        options = _options(type(self), fmt, datefmt, defaults, ("processors",))
+        if "processors" in options:
+            if processors:
+                raise ValueError(_twice(type(self), "processors"))
+            processors = [n for n in options["processors"].split(",") if n.strip()]
         super().__init__(
             processors=[
                 record_fields,
-                *processors,
+                *[_resolve(p) for p in processors],
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _json_renderer,
             ],
@@ -263,7 +296,18 @@ class ConsoleFormatter(_SafeProcessorFormatter):
     (``ppe_event``, ``run_id``, what a ProcessorFilter added).
 
     Args:
+        fmt: Options, for the configuration forms that pass only ``format``
+            (dictConfig ``class:``, fileConfig ``class=``): ``"colors=false"``
+            (``true``, ``false`` or ``auto``).
+        datefmt: Not supported (timestamps are ISO 8601); must be ``None``.
+        style: Accepted for ``logging.Formatter`` compatibility; unused.
+        validate: Accepted for ``logging.Formatter`` compatibility; unused.
+        defaults: Not supported (every field is written); must be empty.
         colors: Colour the output; by default only when stderr is a terminal.
+
+    Raises:
+        ValueError: An unknown option in ``fmt``, an option given twice, a
+            ``datefmt`` or ``defaults``.
 
     Example:
         >>> import logging
@@ -274,7 +318,21 @@ class ConsoleFormatter(_SafeProcessorFormatter):
         True
     """
 
-    def __init__(self, colors: bool | None = None) -> None:
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: str = "%",
+        validate: bool = True,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        colors: bool | None = None,
+    ) -> None:
+        options = _options(type(self), fmt, datefmt, defaults, ("colors",))
+        if "colors" in options:
+            if colors is not None:
+                raise ValueError(_twice(type(self), "colors"))
+            colors = _flag(options["colors"])
         if colors is None:
             colors = sys.stderr.isatty()
         super().__init__(
@@ -285,3 +343,91 @@ class ConsoleFormatter(_SafeProcessorFormatter):
             ],
             foreign_pre_chain=[],
         )
+
+
+# -- options of the configuration forms that pass only format/datefmt/style --
+
+_FLAGS: Final = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+    "auto": None,
+}
+
+
+def _options(
+    cls: type,
+    fmt: str | None,
+    datefmt: str | None,
+    defaults: Mapping[str, Any] | None,
+    known: tuple[str, ...],
+) -> dict[str, str]:
+    """The ``name=value; ...`` options in ``fmt``; refuses what cannot apply.
+
+    dictConfig's ``class:`` and fileConfig's ``class=`` call a formatter
+    class as ``cls(format, datefmt, style[, validate][, defaults=])`` and
+    nothing else, so ``format`` is the only place for options there.
+    """
+    name = cls.__name__
+    if datefmt is not None:
+        raise ValueError(
+            f"{name} writes ISO 8601 timestamps and takes no datefmt (got {datefmt!r})"
+        )
+    if defaults:
+        raise ValueError(f"{name} writes every field and takes no defaults")
+    options: dict[str, str] = {}
+    for item in (fmt or "").split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(
+                f"{name} takes no format string; its format holds options as "
+                f"'name=value; ...' with name one of {list(known)} (got {fmt!r})"
+            )
+        if key in options:
+            raise ValueError(_twice(cls, key))
+        options[key] = value.strip()
+    return options
+
+
+def _twice(cls: type, option: str) -> str:
+    return f"{cls.__name__}: {option} is given both as a keyword and in format"
+
+
+def _flag(value: str) -> bool | None:
+    try:
+        return _FLAGS[value.lower()]
+    except KeyError:
+        raise ValueError(
+            f"colors must be one of {list(_FLAGS)}, got {value!r}"
+        ) from None
+
+
+def _resolve(processor: Processor | str) -> Processor:
+    """``processor``, or the object its dotted name (``pkg.mod.fn``) names."""
+    if not isinstance(processor, str):
+        return processor
+    name = processor.strip().removeprefix("ext://")
+    parts = name.replace(":", ".").split(".")
+    # The longest importable module prefix, then attributes (as logging.config).
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                found = getattr(found, attr)
+        except AttributeError:
+            break
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+        break
+    raise ValueError(f"processor {name!r} does not name a callable")

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from ._diagnostics import Once
-from .stats import DeliveryStats
+from .stats import DeliveryCounters
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -283,13 +283,15 @@ class SlackApi:
     can_look_back: ClassVar[bool] = True
     """Earlier posts can be found (:meth:`find_posted`, :meth:`find_upload`)."""
 
-    def __init__(self, client: WebClient, stats: DeliveryStats | None = None) -> None:
+    def __init__(
+        self, client: WebClient, stats: DeliveryCounters | None = None
+    ) -> None:
         self._client = _without_retries(client)
         self._channel_ids: dict[str, str] = {}
         # Why the bot could not join a channel: it asks Slack once, then only
         # posts (which work again as soon as someone invites the bot).
         self._cannot_join: dict[str, SlackDeliveryError] = {}
-        self.stats = stats if stats is not None else DeliveryStats()
+        self.stats = stats if stats is not None else DeliveryCounters()
         self._once = Once()
 
     @classmethod

@@ -18,7 +18,7 @@ import string
 import sys
 import traceback
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ._safetext import (
     TemplateWarning,
@@ -285,7 +285,8 @@ class _SafeFormatter(string.Formatter):
 
     def __init__(self, esc: Callable[[str], str]) -> None:
         self._esc = esc
-        self.problems: list[str] = []
+        # (what went wrong, what was sent instead[, the fix]), in order met.
+        self.problems: list[tuple[str, ...]] = []
         # The field being formatted, to name it in a marker.
         self._field = ""
 
@@ -295,7 +296,9 @@ class _SafeFormatter(string.Formatter):
         try:
             return super().get_value(key, args, kwargs)
         except (KeyError, IndexError):
-            self.problems.append(f"no value named {key!r}")
+            self.problems.append(
+                (f"no value named {key!r}", _instead(MISSING_MARK.format(key)))
+            )
             return _Missing(str(key))
 
     def get_field(
@@ -305,7 +308,12 @@ class _SafeFormatter(string.Formatter):
         try:
             return super().get_field(field_name, args, kwargs)
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
-            self.problems.append(f"{{{field_name}}}: {describe(exc)}")
+            self.problems.append(
+                (
+                    f"{{{field_name}}}: {describe(exc)}",
+                    _instead(MISSING_MARK.format(field_name)),
+                )
+            )
             return (_Missing(field_name), field_name)
         except Exception as exc:  # it is there, but reading it raised
             return (self._unprintable(exc), field_name)
@@ -329,19 +337,44 @@ class _SafeFormatter(string.Formatter):
         try:
             text = format(value, format_spec)
         except (ValueError, TypeError) as exc:
-            self.problems.append(f"format spec {format_spec!r}: {describe(exc)}")
+            self.problems.append(
+                (
+                    f"format spec {format_spec!r}: {describe(exc)}",
+                    "The message was sent with the value unformatted, followed "
+                    f"by [bad format: {format_spec}]",
+                    _FIX_TEMPLATE,
+                )
+            )
             text = f"{text_of(value, self._field)}[bad format: {format_spec}]"
         except Exception as exc:  # a __format__ that raises anything else
             text = format(self._unprintable(exc), "")
         return self._esc(text)
 
 
-def _warn_once(where: str, problem: str, key: Hashable = None) -> None:
+def _instead(marker: str) -> str:
+    return f"The message was sent with {marker} in its place"
+
+
+_FIX_TEMPLATE: Final = "fix the template."
+_FIX_TEMPLATE_OR_VALUE: Final = (
+    "fix the template, or report the value before this event."
+)
+
+
+def _warn_once(
+    where: str,
+    problem: str,
+    sent: str,
+    fix: str = _FIX_TEMPLATE_OR_VALUE,
+    key: Hashable = None,
+) -> None:
+    """One :class:`TemplateWarning` per template and problem.
+
+    It says what went wrong, what was sent instead, and how to fix it.
+    """
     warn_once(
         ("template", where, problem if key is None else key),
-        f"ppe_slacklog: {where}: {problem}. The message was sent with a marker "
-        "in its place; fix the template, or report the value before this "
-        "event.",
+        f"ppe_slacklog: {where}: {problem}. {sent}; {fix}",
     )
 
 
@@ -622,13 +655,24 @@ def safe_format(
     merged.update({k: _Trusted(v) for k, v in trusted.items()})
     formatter = _SafeFormatter(esc)
     try:
+        # A malformed template fails here, before any value is read (whose
+        # problems would be reported although nothing was substituted).
+        for _ in formatter.parse(template):
+            pass
         text = formatter.vformat(template, (), merged)
     except (ValueError, IndexError) as exc:
         # Unbalanced braces: nothing can be substituted, the text still goes.
-        formatter.problems.append(f"malformed template {template!r}: {exc}")
+        # What was met before the error was never shown: one warning only.
+        formatter.problems[:] = [
+            (
+                f"malformed template {template!r}: {exc}",
+                "The message was sent as written, nothing substituted",
+                _FIX_TEMPLATE,
+            )
+        ]
         text = template
     for problem in formatter.problems:
-        _warn_once(where, problem)
+        _warn_once(where, *problem)
     return text
 
 
@@ -692,6 +736,12 @@ def render_template(
     except Exception as exc:  # a user callable must not stop training
         problem = f"the callable raised {describe(exc)}"
         # Once per exception type: its message may change at every event.
-        _warn_once(where, problem, key=type(exc).__name__)
+        _warn_once(
+            where,
+            problem,
+            f"The default text was sent, followed by {MISSING_MARK.format(problem)}",
+            "fix the callable.",
+            key=type(exc).__name__,
+        )
         return f"{default}\n{MISSING_MARK.format(esc(problem))}"
     return text_of(text, f"{event} message")

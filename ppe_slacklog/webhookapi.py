@@ -33,7 +33,7 @@ from .slackapi import (
     retry_after_seconds,
     silent_logger,
 )
-from .stats import DeliveryStats
+from .stats import DeliveryCounters
 
 __all__ = ["WebhookApi", "webhook_label"]
 
@@ -184,11 +184,11 @@ class WebhookApi:
     """Webhooks cannot read the channel, so a lost answer cannot be checked."""
 
     def __init__(
-        self, client: WebhookClient, stats: DeliveryStats | None = None
+        self, client: WebhookClient, stats: DeliveryCounters | None = None
     ) -> None:
         self._client = client
         self._redact = _redactor(client.url)
-        self.stats = stats if stats is not None else DeliveryStats()
+        self.stats = stats if stats is not None else DeliveryCounters()
 
     @classmethod
     def create(cls, url: str, timeout: float = 15.0) -> WebhookApi:
