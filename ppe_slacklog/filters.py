@@ -28,9 +28,11 @@ class EventFilter(logging.Filter):
 
     Args:
         events: Event kinds to let through, any of ``start``, ``trigger``,
-            ``end``, ``error`` and ``interrupted`` (the run stopped without
-            finishing or failing: ``SIGTERM``, ``KeyboardInterrupt``,
-            ``sys.exit``); all of them by default. An alerts channel wants
+            ``end``, ``error``, ``interrupted`` (the run was stopped from
+            outside: ``SIGTERM``, ``KeyboardInterrupt``, an uncaught
+            exception, ``sys.exit`` with an error status) and ``stopped``
+            (the loop ended before its stop trigger and the process exited
+            normally); all of them by default. An alerts channel wants
             ``[end, error, interrupted]``: a pre-empted run is news too.
         others: Whether records that are not training events pass too.
 

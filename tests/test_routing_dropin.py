@@ -154,7 +154,7 @@ def test_when_the_level_is_the_cause_the_fix_is_exact(
     (warning,) = _train()
     text = str(warning.message)
     assert "its level is WARNING (set on the logger 'root')" in text
-    assert "start, trigger, end events are dropped" in text
+    assert "start, trigger, end, stopped events are dropped" in text
     assert f"logging.getLogger('{TRAINING}').setLevel(logging.INFO)" in text
     assert "posts nothing" not in text
     assert _texts(slack_env) == []
