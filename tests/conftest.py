@@ -27,6 +27,33 @@ pytest_plugins = (
 )
 
 
+# Most tests wait (emulated latency, rate limits, child processes), so on a
+# 2-core CI machine more workers than cores pay off; see pytest_cmdline_main.
+PARALLEL_WORKERS = 3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Runs the suite on ``PARALLEL_WORKERS`` xdist workers unless told otherwise.
+
+    Set here rather than in pyproject's ``addopts`` because ``-n`` there would
+    make ``-p no:xdist`` an error. ``-n 0`` (or ``-p no:xdist``, or ``--pdb``)
+    runs serially. Whole files go to one worker (``--dist loadfile``): module
+    fixtures such as the ``torchrun`` jobs of test_distributed.py run once.
+    Runs before xdist's own hook (registered later, so called first).
+    """
+    # On a worker, xdist has just turned -n off: turning it on again would
+    # make every worker start workers of its own, without end.
+    if hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    if not config.pluginmanager.has_plugin("xdist"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = PARALLEL_WORKERS
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
+
+
 @pytest.fixture
 def emu(slack_emulator: SlackEmulator) -> SlackEmulator:
     """The emulator, under a short name."""
