@@ -38,8 +38,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
     Set here rather than in pyproject's ``addopts`` because ``-n`` there would
     make ``-p no:xdist`` an error. ``-n 0`` (or ``-p no:xdist``, or ``--pdb``)
-    runs serially. Whole files go to one worker (``--dist loadfile``): module
-    fixtures such as the ``torchrun`` jobs of test_distributed.py run once.
+    runs serially. Tests are spread one by one (``--dist loadgroup``: whole
+    files would leave the slowest file, test_lifecycle.py, as the critical
+    path); a file whose tests share a module fixture (a ``torchrun`` job, an
+    example run) keeps them on one worker with
+    ``pytestmark = pytest.mark.xdist_group(...)``, so the fixture runs once.
     Runs before xdist's own hook (registered later, so called first).
     """
     # On a worker, xdist has just turned -n off: turning it on again would
@@ -50,8 +53,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         return
     if config.option.numprocesses is None and not config.option.usepdb:
         config.option.numprocesses = PARALLEL_WORKERS
-        if config.option.dist == "no":
-            config.option.dist = "loadfile"
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"  # also for a -n given by hand
 
 
 @pytest.fixture
