@@ -14,8 +14,6 @@ from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
 
 SCRIPT = Path(__file__).with_name("dist_training.py")
 HOST = socket.gethostname()
-# One worker runs this file under xdist: the module's torchrun jobs run once.
-pytestmark = pytest.mark.xdist_group("test_distributed")
 
 
 def _torchrun(

@@ -29,8 +29,6 @@ REPLY = "  > "
 REPLY_CONTINUATION = "    "
 TOP_CONTINUATION = "  "
 EPOCH_REPLY = r"Epoch #{}: loss = \d+\.\d{{4}}, accuracy = \d\.\d{{3}}"
-# One worker runs this file under xdist: the module's example run runs once.
-pytestmark = pytest.mark.xdist_group("test_example")
 
 
 @dataclass(frozen=True)
