@@ -40,13 +40,15 @@ _SPREAD = pytest.StashKey[bool]()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Runs the suite on ``PARALLEL_WORKERS`` xdist workers unless told otherwise.
+    """Runs the whole suite on ``PARALLEL_WORKERS`` xdist workers by default.
 
     Set here rather than in pyproject's ``addopts`` because ``-n`` there would
     make ``-p no:xdist`` an error. ``-n 0`` (or ``-p no:xdist``, or ``--pdb``)
-    runs serially. Tests are spread one by one (whole files, ``--dist
-    loadfile``, would leave the slowest file, test_lifecycle.py, as the
-    critical path), except the ``SHARED_MODULE_FIXTURES`` files.
+    runs serially; so does a run of named files or tests (``-n 3`` spreads
+    them), which would otherwise start workers for a few seconds of tests.
+    Tests are spread one by one (whole files, ``--dist loadfile``, would
+    leave the slowest file, test_lifecycle.py, as the critical path), except
+    the ``SHARED_MODULE_FIXTURES`` files.
     Runs before xdist's own hook (registered later, so called first).
     """
     # On a worker, xdist has just turned -n off: turning it on again would
@@ -55,7 +57,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         return
     if not config.pluginmanager.has_plugin("xdist"):
         return
-    if config.option.numprocesses is None and not config.option.usepdb:
+    default = config.option.numprocesses is None and not config.option.usepdb
+    if default and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
         config.option.numprocesses = PARALLEL_WORKERS
     if config.option.numprocesses and config.option.dist == "no":
         # Also for a -n given by hand; pytest_xdist_make_scheduler spreads.
