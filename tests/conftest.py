@@ -27,6 +27,65 @@ pytest_plugins = (
 )
 
 
+# Most tests wait (emulated latency, rate limits, child processes), so on a
+# 2-core CI machine more workers than cores pay off; see pytest_cmdline_main.
+PARALLEL_WORKERS = 3
+# Files whose tests share a module fixture (torchrun jobs, an example run):
+# their tests stay on one worker, so the fixture runs once.
+SHARED_MODULE_FIXTURES = frozenset(
+    {"tests/test_distributed.py", "tests/test_example.py"}
+)
+_SPREAD = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Runs the whole suite on ``PARALLEL_WORKERS`` xdist workers by default.
+
+    Set here rather than in pyproject's ``addopts`` because ``-n`` there would
+    make ``-p no:xdist`` an error. ``-n 0`` (or ``-p no:xdist``, or ``--pdb``)
+    runs serially; so does a run of named files or tests (``-n 3`` spreads
+    them), which would otherwise start workers for a few seconds of tests.
+    Tests are spread one by one (whole files, ``--dist loadfile``, would
+    leave the slowest file, test_lifecycle.py, as the critical path), except
+    the ``SHARED_MODULE_FIXTURES`` files.
+    Runs before xdist's own hook (registered later, so called first).
+    """
+    # On a worker, xdist has just turned -n off: turning it on again would
+    # make every worker start workers of its own, without end.
+    if hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    if not config.pluginmanager.has_plugin("xdist"):
+        return
+    default = config.option.numprocesses is None and not config.option.usepdb
+    if default and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        config.option.numprocesses = PARALLEL_WORKERS
+    if config.option.numprocesses and config.option.dist == "no":
+        # Also for a -n given by hand; pytest_xdist_make_scheduler spreads.
+        config.option.dist = "loadscope"
+        config.stash[_SPREAD] = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Spreads tests one by one, except files that share a module fixture.
+
+    Only for the distribution chosen by ``pytest_cmdline_main``. (xdist's own
+    ``--dist loadgroup`` does not group with pytest 9: it renames
+    ``item._nodeid``, which pytest no longer reads.)
+    """
+    if not config.stash.get(_SPREAD, False):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SpreadScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_MODULE_FIXTURES else nodeid
+
+    return SpreadScheduling(config, log)
+
+
 @pytest.fixture
 def emu(slack_emulator: SlackEmulator) -> SlackEmulator:
     """The emulator, under a short name."""

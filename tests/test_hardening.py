@@ -99,7 +99,7 @@ def test_dictconfig_again_mid_run_is_quick_keeps_the_thread_and_loses_nothing(
                 begin = time.monotonic()
                 logging.config.dictConfig(slack_dict_config(emu, token=emu.token))
                 took.append(time.monotonic() - begin)
-    assert took[0] < 2.0  # was 10.5 s: the old handler's flush under the lock
+    assert took[0] < 5.0  # was 10.5 s: the old handler's flush under the lock
     handler = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).handlers[0]
     assert isinstance(handler, SlackHandler)
     assert handler.drain(20)
@@ -122,7 +122,8 @@ def test_basic_config_force_does_not_block_or_drop_the_backlog(
         log.warning("queued %d", n)
     begin = time.monotonic()
     logging.basicConfig(force=True, level=logging.CRITICAL)
-    assert time.monotonic() - begin < 2.0
+    # Not a flush of the backlog: that would wait the 10 s flush_timeout.
+    assert time.monotonic() - begin < 5.0
     deadline = time.monotonic() + 20
     while len(_lines(emu)) < 8 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -309,7 +310,7 @@ def test_logging_shutdown_waits_one_flush_timeout_for_all_handlers(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert float(result.stdout.split()[0]) < 5.0  # was 3 x 3 s
+    assert float(result.stdout.split()[0]) < 7.0  # about 3 s; was 3 x 3 s
 
 
 def test_logging_shutdown_still_delivers(emu: SlackEmulator) -> None:
@@ -368,7 +369,7 @@ def test_snapshots_do_not_wait_for_a_slack_that_is_down(
     begin = time.monotonic()
     for _ in range(5):
         assert ext.state_dict()["threads"] == {}
-    assert time.monotonic() - begin < 3.0  # was 2 s per call
+    assert time.monotonic() - begin < 6.0  # was 2 s per call
     slack_env.set_outage(False)
     with manager.run_iteration():  # the run ends (and is no longer watched)
         pass
@@ -440,10 +441,10 @@ def test_logging_shutdown_does_not_wait_for_hanging_requests_one_by_one(
         import logging, time
         from ppe_slacklog import SlackHandler
 
-        for channel in ("general", "alerts", "experiment-progress"):
-            log = logging.getLogger(channel)
-            log.addHandler(SlackHandler(channel, flush_timeout=2, rate_limit=None))
-            log.warning("to %s", channel)
+        for n in range(8):  # enough handlers to tell one bound from a sum
+            log = logging.getLogger(f"app{n}")
+            log.addHandler(SlackHandler(f"app{n}", flush_timeout=2, rate_limit=None))
+            log.warning("to handler %d", n)
         time.sleep(0.2)
         begin = time.monotonic()
         logging.shutdown()
@@ -452,7 +453,8 @@ def test_logging_shutdown_does_not_wait_for_hanging_requests_one_by_one(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert float(result.stdout.split()[0]) < 3.0  # was 2 s + 3 x 0.5 s
+    # About 2 s; it was 2 s + 8 x 0.5 s (each close waited for its request).
+    assert float(result.stdout.split()[0]) < 4.5
 
 
 def test_top_level_order_is_kept_when_records_share_messages(

@@ -371,7 +371,7 @@ def test_an_idle_handler_does_not_stretch_the_exit(emu: SlackEmulator) -> None:
     assert "could not be delivered within 2s" in err
     # The bound is the busy handler's 2 s, not the idle one's 60 s; the
     # margin covers the interpreter's start (torch is not imported here).
-    assert took < 2 + 10, took
+    assert took < 2 + 25, took
 
 
 def test_records_logged_by_a_later_exit_hook_are_delivered(
