@@ -13,6 +13,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import time
 import types
 import uuid
 import weakref
@@ -36,6 +37,7 @@ from .events import (
     plain_observations,
     unprintable_values,
 )
+from .formatter import SlackFormatter
 from .handler import DEFAULT_BROADCAST, SlackHandler, drain_all
 from .slackapi import resolve_token
 from .templates import (
@@ -138,15 +140,18 @@ def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(hook)
     def total(self: Slack, *args: Any) -> None:
         # ppe calls hooks from deep inside the manager: what they warn about
-        # points at the user's Slack(...) call instead.
-        with _callsite.blaming(getattr(self, "_site", None)):
-            try:
-                hook(self, *args)
-            except Exception as exc:
-                _warn(
-                    f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
-                    "training goes on."
-                )
+        # points at the user's Slack(...) call instead. (blame/unblame, not
+        # the context manager: this runs at every trigger.)
+        saved = _callsite.blame(getattr(self, "_site", None))
+        try:
+            hook(self, *args)
+        except Exception as exc:
+            _warn(
+                f"ppe_slacklog.Slack.{hook.__name__} failed ({describe(exc)}); "
+                "training goes on."
+            )
+        finally:
+            _callsite.unblame(saved)
 
     return total
 
@@ -569,52 +574,133 @@ class Slack(extension.Extension):
         run: RunFacts | None = None,
     ) -> None:
         logger = self._logger
-        level = _LEVELS[kind]
-        if not logger.isEnabledFor(level):
+        if not logger.isEnabledFor(_LEVELS[kind]):
             return
         try:
             if snapshot is None:
                 snapshot = self._snapshot(manager)
-            observations = snapshot.observation
             template = self._templates[kind]
             run = run or self._run_facts
-            extra = event_extra(
-                kind=kind,
-                run_id=self.run_id,
-                snapshot=snapshot,
-                context=self._context,
-                filenames=filenames,
-                template=template,
-                source=self._source,
-                run=run,
-                **(
-                    self._render_now(kind, template, manager, snapshot, exc, run)
-                    if renders_at_event(template, kind)
-                    else {}
-                ),
-                site=self._site,
+            text, markers = (
+                self._render_now(kind, template, manager, snapshot, exc, run)
+                if renders_at_event(template, kind)
+                else (None, 0)
             )
-            exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-            # makeRecord + handle is what Logger.log does, minus the stack walk
-            # that finds the caller: the caller is always this method.
-            record = logger.makeRecord(
-                logger.name,
-                level,
-                __file__,
-                0,
-                EventSummary(kind, snapshot, observations),
-                (),
-                exc_info,
-                "_emit",
-                None,
+            if text is None and not filenames and exc is None:
+                handler = self._sole_handler()
+                if handler is not None:
+                    # Nobody but our own handler would see the record: it is
+                    # made on the sender, when the text is (see _sole_handler).
+                    handler._submit_later(
+                        kind,
+                        _LEVELS[kind],
+                        self.run_id,
+                        functools.partial(
+                            self._make_record,
+                            kind,
+                            self.run_id,
+                            snapshot,
+                            (),
+                            None,
+                            run,
+                            None,
+                            0,
+                            time.time(),
+                        ),
+                    )
+                    return
+            logger.handle(
+                self._make_record(
+                    kind, self.run_id, snapshot, filenames, exc, run, text, markers
+                )
             )
-            # Our names never clash with LogRecord's own: skip makeRecord's check.
-            record.__dict__.update(extra)
-            logger.handle(record)
         except Exception as error:  # reporting must never stop training
             _warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
             )
+
+    def _make_record(
+        self,
+        kind: EventKind,
+        run_id: str,
+        snapshot: ManagerSnapshot,
+        filenames: Sequence[str],
+        exc: BaseException | None,
+        run: RunFacts | None,
+        text: str | None,
+        markers: int,
+        created: float | None = None,
+    ) -> logging.LogRecord:
+        """The record of one event (see :mod:`ppe_slacklog.events`).
+
+        ``created`` is the time of the event for a record made later.
+        """
+        logger = self._logger
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        # makeRecord + handle is what Logger.log does, minus the stack walk
+        # that finds the caller: the caller is always this method.
+        record = logger.makeRecord(
+            logger.name,
+            _LEVELS[kind],
+            __file__,
+            0,
+            EventSummary(kind, snapshot, snapshot.observation),
+            (),
+            exc_info,
+            "_emit",
+            None,
+        )
+        if created is not None:
+            record.created = created
+            record.msecs = (created - int(created)) * 1000.0
+        # Our names never clash with LogRecord's own: skip makeRecord's
+        # check, and set them on the record directly.
+        event_extra(
+            kind=kind,
+            run_id=run_id,
+            snapshot=snapshot,
+            context=self._context,
+            filenames=filenames,
+            template=self._templates[kind],
+            source=self._source,
+            run=run,
+            text=text,
+            text_markers=markers,
+            site=self._site,
+            into=record.__dict__,
+        )
+        return record
+
+    def _sole_handler(self) -> SlackHandler | None:
+        """The extension's own handler, when no other code would see a record.
+
+        Then making the record, and rendering its template, can wait for
+        the sender: nothing changes in what anyone sees, and the training
+        thread saves most of an event's cost. Any handler or filter on the
+        way (a ``basicConfig`` console, pytest's capture, a ProcessorFilter,
+        a formatter of the user's) makes every event a record at once again.
+        """
+        handler = self._own_handler
+        logger = self._logger
+        if (
+            handler is None
+            or logger.disabled
+            or logger.filters
+            or len(logger.handlers) != 1
+            or handler.level > logging.INFO
+            or len(handler.filters) != 1
+            or type(handler.formatter) is not SlackFormatter
+        ):
+            return None
+        current = logger
+        while current.propagate:
+            parent = current.parent
+            if parent is None:
+                break
+            if parent.handlers or parent.filters or parent.disabled:
+                return None
+            current = parent
+        return handler
 
     def _render_now(
         self,
@@ -624,15 +710,15 @@ class Slack(extension.Extension):
         snapshot: ManagerSnapshot,
         exc: BaseException | None,
         run: RunFacts | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[str, int]:
         """Renders ``template`` as ppe does: at the event, with the live manager.
 
         The default text and the observations come from the snapshot, so
         they read the same as in a handler's later rendering.
 
         Returns:
-            ``event_extra``'s ``text`` and ``text_markers`` (the markers in
-            it, which the handler that sends it counts in its stats).
+            The text, and the ``[unprintable: ...]`` markers in it (the
+            handler that sends it counts them in its stats).
         """
         assert template is not None
         mark = shown()
@@ -649,7 +735,7 @@ class Slack(extension.Extension):
         markers = shown() - mark
         # The handler counts them again when it sends the text.
         discard_shown_since(mark)
-        return {"text": text, "text_markers": markers}
+        return text, markers
 
     @staticmethod
     def _snapshot(manager: Any) -> ManagerSnapshot:

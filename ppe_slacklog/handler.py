@@ -29,7 +29,7 @@ from .delivery import (
     holds_logging_lock,
     live_outboxes,
 )
-from .events import EVENT_KINDS, SITE_ATTR, TrainingEvent, event_of
+from .events import EVENT_KINDS, SITE_ATTR, EventKind, TrainingEvent, event_of
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
@@ -310,18 +310,92 @@ class SlackHandler(logging.Handler):
         """
         event = event_of(record)
         formatter = self.formatter
-        site = record.__dict__.get(SITE_ATTR)
         if (
             event is not None
-            and isinstance(formatter, SlackFormatter)
-            and formatter.template_for(event) is not event.template
+            and not event.filenames
+            and type(formatter) is SlackFormatter
+            and formatter.defers(event)
         ):
-            site = self._site  # this handler's own template
+            # The common training event: nothing is rendered or read now.
+            return Post(
+                "",
+                event.run_id or None,
+                (),
+                event.kind,
+                record_level(record),
+                _LABELS.get(event.kind, "message"),
+                1,
+                event.kind in self.broadcast,
+                0.0,
+                functools.partial(self._render_later, record, event, formatter),
+            )
+        site = self._site_of(record, event, formatter)
         saved = _callsite.blame(site, self._site)
         try:
             return self._make_post(record, event, formatter, site)
         finally:
             _callsite.unblame(saved)
+
+    def _submit_later(
+        self,
+        kind: EventKind,
+        level: int,
+        run_id: str,
+        make_record: Callable[[], logging.LogRecord],
+    ) -> None:
+        """Queues a training event whose record is made by the sender.
+
+        For an extension's own handler when nothing else would see the record
+        (see ``Slack._sole_handler``): ``make_record`` builds it, from the
+        snapshot of the event, when the post leaves the queue.
+        """
+        self._outbox.submit(
+            Post(
+                "",
+                run_id or None,
+                (),
+                kind,
+                level,
+                _LABELS.get(kind, "message"),
+                1,
+                kind in self.broadcast,
+                0.0,
+                functools.partial(self._render_made, make_record),
+            )
+        )
+
+    def _render_made(self, make_record: Callable[[], logging.LogRecord]) -> str:
+        record = make_record()
+        event = event_of(record)
+        if event is None:  # not a training event after all: as emit would
+            return self._finish(record, None, self.formatter, [], None)
+        return self._render_later(record, event, self.formatter)
+
+    def _site_of(
+        self,
+        record: logging.LogRecord,
+        event: TrainingEvent | None,
+        formatter: logging.Formatter | None,
+    ) -> _callsite.CallSite | None:
+        """The user's line that warnings about rendering ``record`` point at."""
+        if (
+            event is not None
+            and isinstance(formatter, SlackFormatter)
+            and formatter.template_for(event) is not event.template
+        ):
+            return self._site  # this handler's own template
+        site: _callsite.CallSite | None = record.__dict__.get(SITE_ATTR)
+        return site
+
+    def _render_later(
+        self,
+        record: logging.LogRecord,
+        event: TrainingEvent,
+        formatter: logging.Formatter | None,
+    ) -> str:
+        """The text of a post left to the sender (see :meth:`make_post`)."""
+        site = self._site_of(record, event, formatter)
+        return self._finish(record, event, formatter, [], site)
 
     def _make_post(
         self,

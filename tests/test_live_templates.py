@@ -223,3 +223,41 @@ def test_record_carries_the_snapshot_not_the_manager() -> None:
     assert not any(
         type(v).__name__ == "ExtensionsManager" for v in trigger.__dict__.values()
     )
+
+
+def test_events_nobody_else_sees_become_records_on_the_sender(
+    slack_env: SlackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the extension's own handler listening, the record is made later.
+
+    The texts are those of the events all the same; a handler added
+    mid-run (a console, say) gets every event from then on, at once.
+    """
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # pytest's capture listens too
+    slack_env.set_latency(0.3)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def report(manager: Any) -> dict[str, Any]:
+        if manager.iteration == 2:
+            root.addHandler(Keep())
+        return {"loss": (manager.iteration + 1) / 10}
+
+    manager = make_manager(max_epochs=4, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, msg="it {manager.iteration} loss {loss}"),
+        trigger=(1, "epoch"),
+    )
+    run_training(manager, report)
+
+    lines = [line for line in _lines(slack_env) if line.startswith("it ")]
+    assert lines == [f"it {i} loss {i / 10}" for i in (1, 2, 3, 4)]
+    assert [(r.__dict__["ppe_event"], r.__dict__["iteration"]) for r in seen] == [
+        ("trigger", 3),
+        ("trigger", 4),
+        ("end", 4),
+    ]
