@@ -175,8 +175,14 @@ def measure(name: str, iterations: int, repeats: int, latency: float) -> Side:
             finalizes.append(run.finalize_ns)
             background.append(timed.background_s * 1e9 / events)
             if name != FLOOR:
-                delivery = check_delivery(emu.texts(), expected_lines(run))
-                delivered = delivery.describe()
+                texts = emu.texts()
+                delivery = check_delivery(texts, expected_lines(run))
+                finished = any("Training finished" in text for text in texts)
+                delivered = delivery.describe() + (
+                    ", end message there" if finished else ", NO end message"
+                )
+                if run.warnings:
+                    delivered += f", {run.warnings} warning(s)"
     return Side(
         median(means),
         median(medians),

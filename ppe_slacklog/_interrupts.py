@@ -36,6 +36,7 @@ rank failed (twice, under ``srun``), still gets every queued message out.
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import os
 import signal
@@ -167,6 +168,25 @@ def _exit(status: str | int | None = None) -> NoReturn:
     _original_exit(status)
 
 
+class _NotingQuitter:
+    """site's ``exit``/``quit`` builtin that notes a non-zero status first."""
+
+    def __init__(self, original: Any) -> None:
+        self._original = original
+
+    def __repr__(self) -> str:
+        return repr(self._original)
+
+    def __call__(self, code: Any = None) -> NoReturn:
+        global _exit_status
+        if _watched and threading.current_thread() is threading.main_thread():
+            _pin()
+            if code not in (None, 0):
+                _exit_status = code
+        self._original(code)
+        raise SystemExit(code)  # not reached: the original raises
+
+
 def _pin() -> None:
     """Keeps the runs' owners alive until the exit hook reports them."""
     for key, entry in list(_watched.items()):
@@ -233,6 +253,11 @@ def _install() -> None:
         if sys.exit is not _exit:
             _original_exit = sys.exit
             sys.exit = _exit
+        for name in ("exit", "quit"):
+            # site's exit()/quit() builtins raise SystemExit as sys.exit does.
+            builtin = getattr(builtins, name, None)
+            if builtin is not None and not isinstance(builtin, _NotingQuitter):
+                setattr(builtins, name, _NotingQuitter(builtin))
     if _owner_pid == pid:
         return
     _owner_pid = pid
@@ -273,7 +298,7 @@ def _at_exit() -> None:
         if reason is None and _exit_status is not None:
             # sys.exit("message") prints it and exits with status 1.
             status = _exit_status if isinstance(_exit_status, int) else 1
-            reason = f"the process exited with status {status} (sys.exit)"
+            reason = f"the process exited with status {status}"
         # The drain that follows (the handler module's exit hook) delivers
         # what these runs queued: a SIGTERM must not cut it short.
         _exiting = bool(due)

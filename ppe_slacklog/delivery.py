@@ -155,8 +155,10 @@ class _Message:
             thread_key=first.thread_key,
             files=first.files,
             label=label,
-            # A template may render to nothing: no empty line for it.
-            text="\n".join(text for p in batch if (text := p.display())),
+            # A template may render to nothing (or blanks): no line for it.
+            text="\n".join(
+                text for p in batch if (text := p.display()) and not text.isspace()
+            ),
             broadcast=first.broadcast,
         )
 

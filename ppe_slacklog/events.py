@@ -361,7 +361,7 @@ class RunFacts(NamedTuple):
     #: Start events of a run resumed from a snapshot: ``True``.
     resumed: bool | None = None
     #: Interrupted and stopped events: what ended the run ("SIGTERM received",
-    #: "the process exited normally", ...).
+    #: "the process exited with no error seen", ...).
     reason: str | None = None
     #: Distributed runs (``world_size`` > 1): the emitting process's rank.
     rank: int | None = None

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import threading
 import time
 import types
 import uuid
@@ -77,7 +78,7 @@ _TOKEN_ENV: Final = "SLACK_BOT_TOKEN"
 
 
 # The reason of a ``stopped`` event.
-_NORMAL_EXIT: Final = "the process exited normally"
+_NORMAL_EXIT: Final = "the process exited with no error seen"
 
 
 def _iteration_of(manager: Any) -> int | None:
@@ -86,6 +87,31 @@ def _iteration_of(manager: Any) -> int | None:
         return int(manager.iteration)
     except Exception:
         return None
+
+
+def _weakly_referable(value: Any) -> bool:
+    try:
+        weakref.ref(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _training_started(manager: Any) -> bool:
+    """Whether ppe's manager has begun its first iteration.
+
+    ppe's property getters (``manager.iteration``, ``models``, ``state_dict``,
+    ``load_state_dict``) start the extensions before any training; only
+    ``run_iteration`` sets ``_start_time`` (a manager of another kind: yes).
+    """
+    return getattr(manager, "_start_time", 0) is not None
+
+
+# Swaps of a held start: released by the training thread or by the watcher
+# that notices the training has begun, exactly once.
+_hold_lock = threading.Lock()
+# How often the watcher looks whether a held start's training has begun.
+_START_POLL: Final = 0.2
 
 
 def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
@@ -269,7 +295,7 @@ class Slack(extension.Extension):
     # One training run's lifecycle (initialize ... finalize, load_state_dict).
     # The start event held back while ppe's manager.load_state_dict runs:
     # (manager, run facts); see initialize.
-    _held: tuple[Any, RunFacts] | None = None
+    _held: tuple[Any, RunFacts, ManagerSnapshot] | None = None
     # load_state_dict ran since the last initialize: the next one resumes.
     _loaded = False
     # Trainings this object started, so that every rank of a job agrees on
@@ -516,10 +542,22 @@ class Slack(extension.Extension):
         """Says exactly which setting drops start, trigger and end events."""
         logger = self._logger
         if logger.isEnabledFor(logging.INFO):
+            self._warn_if_slack_handlers_skip_events()
             return
         name = logger.name
         disabled = logging.root.manager.disable
-        if disabled >= logging.INFO:
+        if logger.disabled:
+            cause = (
+                "logging.config disabled it (dictConfig and fileConfig disable "
+                "the loggers that exist and that they do not name, unless told "
+                "otherwise)"
+            )
+            fix = (
+                "give 'disable_existing_loggers': False to dictConfig "
+                "(disable_existing_loggers=False to fileConfig), or name "
+                f"'{name}' under 'loggers'"
+            )
+        elif disabled >= logging.INFO:
             cause = f"logging.disable({logging.getLevelName(disabled)}) is in effect"
             fix = "call logging.disable(logging.NOTSET)"
         else:
@@ -539,6 +577,24 @@ class Slack(extension.Extension):
             f"ppe_slacklog.Slack: the logger '{name}' is not enabled for INFO: "
             f"{cause}, so its {', '.join(dropped)} events are dropped before "
             f"any handler sees them. To report them, {fix}.",
+        )
+
+    def _warn_if_slack_handlers_skip_events(self) -> None:
+        """Says so when the SlackHandlers that take the events skip some by level."""
+        if self._own_handler is not None:
+            return
+        handlers = self._configured_handlers()
+        if not handlers or any(h.level <= logging.INFO for h in handlers):
+            return
+        names = ", ".join(
+            f"{h!r} (level {logging.getLevelName(h.level)})" for h in handlers
+        )
+        _warn_once(
+            self._source,
+            f"ppe_slacklog.Slack: the events go to {names}, whose level drops "
+            "the start, trigger and end events, and the extension does not post "
+            "by itself while a SlackHandler takes its events. To see them in "
+            "Slack, set that handler's level to INFO (or NOTSET).",
         )
 
     def _detach_own_handler(self) -> None:
@@ -814,8 +870,14 @@ class Slack(extension.Extension):
             start = (self._run_facts or RunFacts())._replace(
                 resumed=True if resuming else None
             )
-            if not resuming and self._start_iteration:
-                self._held = (manager, start)  # inside manager.load_state_dict
+            if not resuming and (
+                self._start_iteration or not _training_started(manager)
+            ):
+                # Inside manager.load_state_dict, or started by a property
+                # read before the loop (which may load a snapshot next): the
+                # start waits for the state, or for the first iteration.
+                self._held = (manager, start, self._snapshot(manager))
+                self._release_when_training_starts(manager)
             else:
                 self._emit("start", manager, run=start)
             self._watch(manager)
@@ -830,11 +892,43 @@ class Slack(extension.Extension):
 
     def _release_start(self, *, resumed: bool = False) -> None:
         """Posts a start that :meth:`initialize` held back (if any)."""
-        held, self._held = self._held, None
+        with _hold_lock:
+            held, self._held = self._held, None
         if held is not None:
-            manager, start = held
+            manager, start, snapshot = held
             run = start._replace(resumed=True if resumed else None)
-            self._emit("start", manager, run=run)
+            # A resumed start says where the loaded state is; a plain one
+            # shows the manager as it was at initialize (before training).
+            self._emit(
+                "start", manager, run=run, snapshot=None if resumed else snapshot
+            )
+
+    def _release_when_training_starts(self, manager: Any) -> None:
+        """Posts a held start as soon as the manager's first iteration begins.
+
+        ppe has no hook at the start of an iteration, and the first trigger
+        may be an epoch away: a daemon thread looks every 0.2 s, until the
+        start is released (or loaded as resumed) or the manager is gone.
+        """
+        ref = weakref.ref(manager) if _weakly_referable(manager) else None
+        if ref is None:
+            return  # released by the first event instead
+
+        def watch() -> None:
+            while self._held is not None:
+                live = ref()
+                if live is None:
+                    return
+                if _training_started(live):
+                    self._release_start()
+                    return
+                del live
+                time.sleep(_START_POLL)
+
+        with contextlib.suppress(RuntimeError):  # no new threads at exit
+            threading.Thread(
+                target=watch, name="ppe_slacklog-start-watch", daemon=True
+            ).start()
 
     def _watch(self, manager: Any) -> None:
         """Reports an exit before the end, while ``manager`` lives.
@@ -990,6 +1084,8 @@ class Slack(extension.Extension):
         """
         if reason is None and _iteration_of(manager) == self._start_iteration:
             return
+        if self._held is not None and not _training_started(manager):
+            return  # never trained (killed while loading, say): nothing to say
         own = self._own_handler
         if (
             own is not None

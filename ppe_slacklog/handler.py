@@ -411,7 +411,7 @@ class SlackHandler(logging.Handler):
             files, problems = self._read_files(event)
         if event is None:
             text = self._finish(record, None, formatter, problems, None)
-            if not text:
+            if not text or text.isspace():
                 return None
             return Post(text=text, level=record_level(record), label="log record")
         if isinstance(formatter, SlackFormatter) and formatter.defers(event):
@@ -422,7 +422,7 @@ class SlackHandler(logging.Handler):
         else:
             text = self._finish(record, event, formatter, problems, None)
             render = None
-            if not text and not files:
+            if (not text or text.isspace()) and not files:
                 return None
         return Post(
             text=text,

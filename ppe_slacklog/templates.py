@@ -211,7 +211,9 @@ def slack_default(
     if event == "interrupted":
         return _interrupted_text(manager, reason or "the process exited", escape)
     if event == "stopped":
-        return _stopped_text(manager, reason or "the process exited normally", escape)
+        return _stopped_text(
+            manager, reason or "the process exited with no error seen", escape
+        )
     if event == "end":
         return _end_text(escape)
     if event == "error":

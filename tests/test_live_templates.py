@@ -261,3 +261,19 @@ def test_events_nobody_else_sees_become_records_on_the_sender(
         ("trigger", 4),
         ("end", 4),
     ]
+
+
+@pytest.mark.parametrize("msg", ["   ", "{note}", lambda m, c: " \n "])
+def test_templates_that_render_blank_post_nothing(
+    slack_env: SlackEmulator, msg: Any
+) -> None:
+    """Slack refuses (or shows as empty) a blank text: nothing is posted for it."""
+    manager = make_manager(max_epochs=2, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, msg=msg, start_msg=None, end_msg=None),
+        trigger=(1, "epoch"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # slack_sdk warns of a blank text
+        run_training(manager, lambda m: {"note": "  "})
+    assert slack_env.messages(CHANNEL) == []

@@ -1,0 +1,194 @@
+"""Instructions per trigger call on the training thread: logging floor vs ours.
+
+Run: ``python benchmarks/bench_instructions.py`` (needs ``valgrind``; about
+1-2 min). ``--quick`` calls each 300 times instead of 2,000.
+
+Wall-clock times on a shared 2-core VM move by 2-3× with the load; the
+number of instructions executed does not. Each side runs in a process under
+callgrind with instrumentation off until the warm-up is done, then counts
+exactly the calls measured:
+
+* floor: one ``logger.info("it %d loss %.3f", ...)`` through a stdlib
+  ``QueueHandler`` (what any logging-based design pays at least);
+* ppe_slacklog: ``ppe_slacklog.Slack(msg="it {manager.iteration} loss
+  {loss:.3f}")`` called with a real ``ExtensionsManager``, as a drop-in
+  (its own SlackHandler). Its sender is parked in one HTTP call (the
+  emulator, in a child process that callgrind does not follow, answers
+  after an hour), so only the training thread's work is counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from _common import RemoteEmulator, Row, parser, print_setup, print_table, verdict
+
+MSG = "it {manager.iteration} loss {loss:.3f}"
+WARM_UP = 100
+
+
+def _target(side: str, calls: int) -> None:
+    """The measured process: waits for ``go``, makes ``calls`` calls, says ``done``."""
+    import logging
+    import logging.handlers
+    import queue
+
+    import pytorch_pfn_extras as ppe
+    import torch
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    manager = ppe.training.ExtensionsManager(model, optimizer, 100, iters_per_epoch=10)
+    with manager.run_iteration():
+        ppe.reporting.report({"loss": 0.5})
+    emulator = None
+    if side == "floor":
+        logger = logging.getLogger("bench.floor")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(logging.handlers.QueueHandler(queue.SimpleQueue()))
+
+        def call() -> None:
+            logger.info(
+                "it %d loss %.3f", manager.iteration, manager.observation["loss"]
+            )
+
+    else:
+        import ppe_slacklog
+
+        emulator = RemoteEmulator()
+        emulator.set_latency(3600.0)
+        ext: Any = ppe_slacklog.Slack(
+            "experiment-progress",
+            msg=MSG,
+            token=emulator.token,
+            base_url=emulator.base_url,
+        )
+        ext.initialize(manager)
+        time.sleep(2.0)  # the start message parks the sender in its HTTP call
+        handler = ext._own_handler
+        # Room for every call: the drop policy is not what is measured.
+        handler._outbox._queue.max_records = 10**7
+        handler._outbox._queue.max_bytes = 10**12
+
+        def call() -> None:
+            ext(manager)
+
+    for _ in range(WARM_UP):
+        call()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(calls):
+        call()
+    print("done", flush=True)
+    sys.stdin.readline()
+    if emulator is not None:
+        emulator.close()
+    os._exit(0)  # no exit flush: the parked sender would wait for it
+
+
+def _measure(side: str, calls: int, workdir: str) -> int:
+    """Instructions executed by ``calls`` calls of ``side``."""
+    out = os.path.join(workdir, f"{side}.callgrind")
+    proc = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            os.path.abspath(__file__),
+            "--target",
+            side,
+            str(calls),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def expect(word: str) -> None:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if line.strip() != word:
+            proc.kill()
+            raise RuntimeError(f"{side}: expected {word!r}, got {line!r}")
+
+    def control(switch: str) -> None:
+        subprocess.run(
+            ["callgrind_control", "-i", switch, str(proc.pid)],
+            check=True,
+            capture_output=True,
+        )
+
+    expect("ready")
+    control("on")
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    expect("done")
+    control("off")
+    proc.stdin.write("end\n")
+    proc.stdin.flush()
+    proc.wait(timeout=120)
+    summary = subprocess.run(
+        ["callgrind_annotate", out], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", summary)
+    if match is None:
+        raise RuntimeError(f"{side}: no total in callgrind's output")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    """Counts both sides' instructions per call and prints the table."""
+    args_parser = parser(__doc__ or "")
+    args_parser.add_argument("--calls", type=int, default=2000)
+    args = args_parser.parse_args()
+    if args.quick:
+        args.calls = 300
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind is not installed (apt-get install valgrind): nothing measured")
+        return
+    print_setup(
+        "Instructions per trigger call on the training thread (callgrind)",
+        {
+            "floor": "logger.info through a QueueHandler (stdlib)",
+            "ppe_slacklog": f'Slack(msg="{MSG}"), its own SlackHandler, sender '
+            "parked in an HTTP call",
+            "calls": f"{args.calls} measured after {WARM_UP} warm-up calls",
+        },
+    )
+    with tempfile.TemporaryDirectory() as workdir:
+        floor = _measure("floor", args.calls, workdir) / args.calls
+        ours = _measure("ppe_slacklog", args.calls, workdir) / args.calls
+    ratio = ours / floor
+    print_table(
+        "Results (ratio = ppe_slacklog / floor)",
+        [
+            Row(
+                "instructions per trigger call",
+                f"{floor:,.0f}",
+                f"{ours:,.0f}",
+                f"{ratio:.2f}× floor",
+                "≤ 1× floor",
+                verdict(ratio <= 1.0),
+            )
+        ],
+        base_name="floor",
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--target":
+        _target(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
