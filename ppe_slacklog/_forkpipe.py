@@ -288,6 +288,12 @@ def _take_pending() -> tuple[int, int, _Keys] | None:
 
 
 def _before_fork() -> None:
+    # Held across the fork (released in the parent's hook, replaced in the
+    # child): a reader closes its descriptor and leaves _readers under it,
+    # so the child never sees a reader whose number the parent has already
+    # closed and given to another pipe (multiprocessing's own, say), which
+    # the child would then close.
+    _cond.acquire()
     _forking.pipe = None
     outboxes = delivery.live_outboxes()
     if all(o.closed for o in outboxes):
@@ -301,6 +307,13 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
+    try:
+        _start_reader()
+    finally:
+        _cond.release()
+
+
+def _start_reader() -> None:
     pending = _take_pending()
     if pending is None:
         return

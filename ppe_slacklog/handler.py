@@ -12,13 +12,14 @@ import functools
 import logging
 import os
 import sys
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Final, NoReturn, SupportsIndex
 
 from slack_sdk import WebClient
 
-from . import _callsite, _safetext
+from . import _callsite, _forkpipe, _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
 from .capping import cap_text, record_limit
 from .chunking import DEFAULT_MAX_CHARS, check_max_chars
@@ -620,7 +621,14 @@ def _called_by_logging_shutdown() -> bool:
 
 
 def _outboxes_with_work() -> list[Outbox]:
-    return [o for o in live_outboxes() if o.pending]
+    outboxes = live_outboxes()
+    if outboxes:
+        # Records that forked children wrote to their pipe but the parent has
+        # not read yet are work too: without this wait, a child that logs and
+        # exits just before the parent does would lose them (no outbox would
+        # have anything pending yet).
+        _forkpipe.settle(time.monotonic() + max(o.flush_timeout for o in outboxes))
+    return [o for o in outboxes if o.pending]
 
 
 def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> bool:
