@@ -532,9 +532,9 @@ class Slack(extension.Extension):
         handler = self._new_handler()
         handler.addFilter(_FromSource(self._source))
         self._logger.addHandler(handler)
-        if not self._logger.isEnabledFor(logging.INFO):
-            # ppe posts every event; an unconfigured logger would drop INFO.
-            self._logger.setLevel(logging.INFO)
+        # ppe posts every event, and prints none: the logger's level is left
+        # as it is (a basicConfig console at WARNING stays quiet), and the
+        # events below it go to this handler only (see _only_own_handler).
         self._own_handler = handler
         return True
 
@@ -544,6 +544,8 @@ class Slack(extension.Extension):
         if logger.isEnabledFor(logging.INFO):
             self._warn_if_slack_handlers_skip_events()
             return
+        if self._only_own_handler(logging.INFO) is not None:
+            return  # the drop-in's own handler takes them all
         name = logger.name
         disabled = logging.root.manager.disable
         if logger.disabled:
@@ -630,8 +632,11 @@ class Slack(extension.Extension):
         run: RunFacts | None = None,
     ) -> None:
         logger = self._logger
+        only: SlackHandler | None = None
         if not logger.isEnabledFor(_LEVELS[kind]):
-            return
+            only = self._only_own_handler(_LEVELS[kind])
+            if only is None:
+                return
         try:
             if snapshot is None:
                 snapshot = self._snapshot(manager)
@@ -643,8 +648,8 @@ class Slack(extension.Extension):
                 else (None, 0)
             )
             if text is None and not filenames and exc is None:
-                handler = self._sole_handler()
-                if handler is not None:
+                handler = only or self._sole_handler()
+                if handler is not None and self._renders_later(handler):
                     # Nobody but our own handler would see the record: it is
                     # made on the sender, when the text is (see _sole_handler).
                     handler._submit_later(
@@ -665,11 +670,13 @@ class Slack(extension.Extension):
                         ),
                     )
                     return
-            logger.handle(
-                self._make_record(
-                    kind, self.run_id, snapshot, filenames, exc, run, text, markers
-                )
+            record = self._make_record(
+                kind, self.run_id, snapshot, filenames, exc, run, text, markers
             )
+            if only is not None:
+                only.handle(record)
+            else:
+                logger.handle(record)
         except Exception as error:  # reporting must never stop training
             _warn(
                 f"ppe_slacklog.Slack could not log the {kind} event: {describe(error)}",
@@ -727,6 +734,33 @@ class Slack(extension.Extension):
         )
         return record
 
+    def _only_own_handler(self, level: int) -> SlackHandler | None:
+        """The own handler, for an event the logger's level would drop.
+
+        The drop-in posts every event, as ppe does, without changing the
+        logging configuration: below the logger's level, events go to its
+        own handler only. ``logging.disable`` and a logger that
+        ``logging.config`` disabled still drop them (and ``initialize``
+        says so).
+        """
+        handler = self._own_handler
+        if (
+            handler is None
+            or self._logger.disabled
+            or logging.root.manager.disable >= level
+        ):
+            return None
+        return handler
+
+    @staticmethod
+    def _renders_later(handler: SlackHandler) -> bool:
+        """Whether ``handler`` takes events whose record it makes itself."""
+        return (
+            handler.level <= logging.INFO
+            and len(handler.filters) == 1
+            and type(handler.formatter) is SlackFormatter
+        )
+
     def _sole_handler(self) -> SlackHandler | None:
         """The extension's own handler, when no other code would see a record.
 
@@ -743,9 +777,6 @@ class Slack(extension.Extension):
             or logger.disabled
             or logger.filters
             or len(logger.handlers) != 1
-            or handler.level > logging.INFO
-            or len(handler.filters) != 1
-            or type(handler.formatter) is not SlackFormatter
         ):
             return None
         current = logger
@@ -1018,7 +1049,9 @@ class Slack(extension.Extension):
         """Posts the trigger message and, when due, uploads ``filenames``."""
         if self._held is not None:
             self._release_start()
-        if not self._logger.isEnabledFor(logging.INFO):
+        if not self._logger.isEnabledFor(logging.INFO) and (
+            self._only_own_handler(logging.INFO) is None
+        ):
             return  # nobody would see the event: no snapshot either
         if not self._posts_triggers:
             return

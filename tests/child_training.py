@@ -44,8 +44,11 @@ def _say(record: logging.LogRecord) -> bool:
 def main() -> None:
     mode = sys.argv[1]
     if os.environ.get("CHILD_SAY") == "1":
-        # A filter, not a handler: the logging configuration stays as it was.
-        logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).addFilter(_say)
+        # A filter, not a handler: the routing stays as it was; the level
+        # lets every event through the logger, so that the filter sees it.
+        watched = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER)
+        watched.addFilter(_say)
+        watched.setLevel(logging.INFO)
     second = os.environ.get("CHILD_SECOND") == "1"
     if os.environ.get("CHILD_FLUSH_TIMEOUT"):
         timeout = float(os.environ["CHILD_FLUSH_TIMEOUT"])

@@ -52,7 +52,9 @@ def main() -> None:
     rank = dist.get_rank()
     if mode == "late" and rank == 0:
         # A filter, not a handler: the extension still posts by itself.
-        logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).addFilter(_mark_end)
+        training_logger = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER)
+        training_logger.addFilter(_mark_end)
+        training_logger.setLevel(logging.INFO)  # the filter sees the end event
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     epochs = 1000 if mode == "fail" else 2

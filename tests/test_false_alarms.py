@@ -35,7 +35,9 @@ _SETUP = """
             print("record", kind, record.levelname, reason, sep="|", flush=True)
         return True
 
-    logging.getLogger(ppe_slacklog.DEFAULT_LOGGER).addFilter(show)
+    training_logger = logging.getLogger(ppe_slacklog.DEFAULT_LOGGER)
+    training_logger.addFilter(show)
+    training_logger.setLevel(logging.INFO)  # the filter sees every event
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     manager = ppe.training.ExtensionsManager(model, optimizer, 10, iters_per_epoch=1)

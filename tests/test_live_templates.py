@@ -235,6 +235,7 @@ def test_events_nobody_else_sees_become_records_on_the_sender(
     """
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # pytest's capture listens too
+    root.setLevel(logging.INFO)  # what a later console will want to see
     slack_env.set_latency(0.3)
     seen: list[logging.LogRecord] = []
 

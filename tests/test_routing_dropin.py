@@ -9,6 +9,7 @@ SlackHandler posts each event once.
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from collections.abc import Iterator
@@ -83,7 +84,10 @@ def test_an_observer_on_the_parent_logger_leaves_slack_on(
     assert texts[1:3] == ["ep 1", "ep 2"]
     assert texts[3].startswith("✅ *Training finished!")
     assert len(slack_env.top_level(CHANNEL)) == 1  # one thread
-    assert observer.kinds == ["start", "trigger", "trigger", "end"]
+    # An observer sees what its logger's level lets through, as anywhere in
+    # logging (a WARNING console is not flooded); Slack gets every event.
+    expected = ["start", "trigger", "trigger", "end"] if level == logging.INFO else []
+    assert observer.kinds == expected
 
 
 def test_a_handler_on_the_training_logger_routes_events_and_says_so_once(
@@ -177,3 +181,15 @@ def test_without_a_token_an_observer_does_not_hide_the_missing_token(
     logging.getLogger("ppe_slacklog").addHandler(Observer())
     with pytest.raises(RuntimeError, match="SLACK_BOT_TOKEN"):
         ppe_slacklog.Slack(CHANNEL)
+
+
+def test_a_basic_config_console_stays_as_quiet_as_ppe(slack_env: SlackEmulator) -> None:
+    """basicConfig() (root at WARNING): the events go to Slack, not to stderr."""
+    console = io.StringIO()
+    root = logging.getLogger()
+    root.addHandler(logging.StreamHandler(console))
+    root.setLevel(logging.WARNING)
+    assert _train() == []
+    assert len(_texts(slack_env)) == 4
+    assert console.getvalue() == ""
+    assert not logging.getLogger(TRAINING).isEnabledFor(logging.INFO)
