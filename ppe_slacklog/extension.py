@@ -252,9 +252,11 @@ class Slack(extension.Extension):
         interrupted_msg: Message when the run stops without finishing or
             failing (``KeyboardInterrupt``, ``SIGTERM``, an uncaught
             exception, ``sys.exit`` with an error status); it also sees
-            ``reason``. ``None`` to not post it. A loop that ends early while
-            the process exits normally is not an interruption: it posts
-            ``end_msg``, whose ``{default}`` then says where it stopped.
+            ``reason``. ``None`` to not post it.
+        stopped_msg: Message when the loop ended before its stop trigger and
+            the process exited with no error seen (not an interruption, not
+            a finish): ``{default}`` says where it stopped; it also sees
+            ``reason``. ``None`` to not post it.
         broadcast: Events whose thread reply the extension's own handler
             also shows in the channel (by default errors and interruptions;
             add ``"end"`` to see every finish there).
@@ -326,6 +328,7 @@ class Slack(extension.Extension):
         logger: str | logging.Logger = DEFAULT_LOGGER,
         base_url: str | None = None,
         interrupted_msg: Template = "{default}",
+        stopped_msg: Template = "{default}",
         broadcast: Iterable[str] = DEFAULT_BROADCAST,
         ranks: Collection[int] | None = (0,),
     ) -> None:
@@ -339,7 +342,7 @@ class Slack(extension.Extension):
             "end": end_msg,
             "error": error_msg,
             "interrupted": interrupted_msg,
-            "stopped": end_msg,
+            "stopped": stopped_msg,
         }
         self._broadcast = tuple(broadcast)
         self._ranks = None if ranks is None else frozenset(ranks)
@@ -1200,6 +1203,8 @@ class SlackWebhook(Slack):
         logger: Logger (or its name) that receives the events.
         interrupted_msg: Message when the run stops without finishing or
             failing; see :class:`Slack`.
+        stopped_msg: Message when the loop ended before its stop trigger;
+            see :class:`Slack`.
         ranks: Ranks whose trigger messages are posted; see :class:`Slack`.
 
     Raises:
@@ -1230,6 +1235,7 @@ class SlackWebhook(Slack):
         upload_trigger: Any = None,
         logger: str | logging.Logger = DEFAULT_LOGGER,
         interrupted_msg: Template = "{default}",
+        stopped_msg: Template = "{default}",
         ranks: Collection[int] | None = (0,),
     ) -> None:
         self._url: SecretUrl | None = resolve_webhook_url(url)
@@ -1249,6 +1255,7 @@ class SlackWebhook(Slack):
             context=context,
             logger=logger,
             interrupted_msg=interrupted_msg,
+            stopped_msg=stopped_msg,
             broadcast=(),
             ranks=ranks,
         )

@@ -154,14 +154,15 @@ class SlackFormatter(logging.Formatter):
         msg: Template for trigger events; ``UNSET`` keeps the one carried
             by the record, ``None`` disables the event.
         start_msg: Template for the start event.
-        end_msg: Template for the end event, and for the ``stopped`` event
-            of a loop that ended early while the process exited normally
-            (``{default}`` says where it stopped; it also sees ``reason``).
+        end_msg: Template for the end event.
         error_msg: Template for the error event.
         interrupted_msg: Template for a run that stopped without ending or
             failing (``KeyboardInterrupt``, ``SIGTERM``, an uncaught
             exception, ``sys.exit`` with an error status); it also sees
             ``reason``.
+        stopped_msg: Template for a loop that ended before its stop trigger
+            while the process exited with no error seen (``{default}`` says
+            where it stopped; it also sees ``reason``).
 
     Templates follow pytorch-pfn-extras' rules (a format string with
     ``manager``, ``default``, ``context``, ``error`` and the observations, or a
@@ -186,6 +187,7 @@ class SlackFormatter(logging.Formatter):
         end_msg: Template | _Unset = UNSET,
         error_msg: Template | _Unset = UNSET,
         interrupted_msg: Template | _Unset = UNSET,
+        stopped_msg: Template | _Unset = UNSET,
     ) -> None:
         super().__init__()
         given: dict[EventKind, Template | _Unset] = {
@@ -194,8 +196,8 @@ class SlackFormatter(logging.Formatter):
             "end": end_msg,
             "error": error_msg,
             "interrupted": interrupted_msg,
-            # A loop that ended early without an error: the end template.
-            "stopped": end_msg,
+            # Not end_msg: "finished" must not be said of a run that was not.
+            "stopped": stopped_msg,
         }
         self._templates: dict[EventKind, Template] = {
             kind: tmpl for kind, tmpl in given.items() if not isinstance(tmpl, _Unset)

@@ -78,6 +78,9 @@ class SlackHandler(logging.Handler):
         end_msg: Template for end (and stopped) events, overriding the record's.
         error_msg: Template for error events, overriding the record's.
         interrupted_msg: Template for interrupted runs, overriding the record's.
+        stopped_msg: Template for runs whose loop ended before its stop
+            trigger (the process exited with no error seen), overriding the
+            record's.
         thread: Post each run's events in one Slack thread.
         broadcast: Events (``"error"``, ``"interrupted"``, ``"end"``, ...)
             whose thread reply is also shown in the channel (Slack's
@@ -137,6 +140,7 @@ class SlackHandler(logging.Handler):
         end_msg: Template | _Unset = UNSET,
         error_msg: Template | _Unset = UNSET,
         interrupted_msg: Template | _Unset = UNSET,
+        stopped_msg: Template | _Unset = UNSET,
         thread: bool = True,
         broadcast: Iterable[str] = DEFAULT_BROADCAST,
         level: int | str = logging.NOTSET,
@@ -190,6 +194,7 @@ class SlackHandler(logging.Handler):
                 end_msg=end_msg,
                 error_msg=error_msg,
                 interrupted_msg=interrupted_msg,
+                stopped_msg=stopped_msg,
             )
         )
         self._outbox = Outbox(

@@ -137,3 +137,19 @@ def test_manager_fields_render_escaped_or_plain() -> None:
     ]:
         record = _event("trigger", template, ppe_manager=snapshot)
         assert fmt.format(record) == expected, template
+
+
+def test_a_stopped_run_is_never_called_finished() -> None:
+    """An alerts handler's own end_msg is not used for a loop that ended early."""
+    record = logging.makeLogRecord(
+        {
+            "ppe_event": "stopped",
+            "epoch": 3,
+            "iteration": 3,
+            "reason": "the process exited with no error seen",
+        }
+    )
+    alerts = SlackFormatter(end_msg="✅ Run finished after {manager.epoch} epochs")
+    assert alerts.format(record).startswith("⏹️ *Training stopped at epoch 3")
+    own = SlackFormatter(end_msg="finished", stopped_msg="stopped at {manager.epoch}")
+    assert own.format(record) == "stopped at 3"
