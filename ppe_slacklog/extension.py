@@ -751,6 +751,7 @@ class Slack(extension.Extension):
             handler is None
             or self._logger.disabled
             or logging.root.manager.disable >= level
+            or handler not in self._logger.handlers  # taken away since
         ):
             return None
         return handler
@@ -780,6 +781,7 @@ class Slack(extension.Extension):
             or logger.disabled
             or logger.filters
             or len(logger.handlers) != 1
+            or logger.handlers[0] is not handler
         ):
             return None
         current = logger
