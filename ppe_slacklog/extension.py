@@ -114,6 +114,16 @@ _hold_lock = threading.Lock()
 _START_POLL: Final = 0.2
 
 
+def _loggers_on_the_way(logger: logging.Logger) -> list[logging.Logger]:
+    """``logger`` and the ancestors its records propagate to."""
+    found: list[logging.Logger] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found.append(current)
+        current = current.parent if current.propagate else None
+    return found
+
+
 def _handlers_reaching(logger: logging.Logger) -> list[logging.Handler]:
     """Handlers that a record logged on ``logger`` would pass through."""
     found: list[logging.Handler] = []
@@ -297,7 +307,7 @@ class Slack(extension.Extension):
     # One training run's lifecycle (initialize ... finalize, load_state_dict).
     # The start event held back while ppe's manager.load_state_dict runs:
     # (manager, run facts); see initialize.
-    _held: tuple[Any, RunFacts, ManagerSnapshot] | None = None
+    _held: tuple[Any, RunFacts, ManagerSnapshot, tuple[str, int] | None] | None = None
     # load_state_dict ran since the last initialize: the next one resumes.
     _loaded = False
     # Trainings this object started, so that every rank of a job agrees on
@@ -544,11 +554,14 @@ class Slack(extension.Extension):
     def _warn_if_level_drops_events(self) -> None:
         """Says exactly which setting drops start, trigger and end events."""
         logger = self._logger
+        self._warn_if_slack_handlers_skip_events()
         if logger.isEnabledFor(logging.INFO):
-            self._warn_if_slack_handlers_skip_events()
             return
         if self._only_own_handler(logging.INFO) is not None:
-            return  # the drop-in's own handler takes them all
+            # The drop-in's own handler takes them all; say so to a handler
+            # set to INFO on the way, which would otherwise wait for them.
+            self._warn_if_observers_miss_events()
+            return
         name = logger.name
         disabled = logging.root.manager.disable
         if logger.disabled:
@@ -582,6 +595,28 @@ class Slack(extension.Extension):
             f"ppe_slacklog.Slack: the logger '{name}' is not enabled for INFO: "
             f"{cause}, so its {', '.join(dropped)} events are dropped before "
             f"any handler sees them. To report them, {fix}.",
+        )
+
+    def _warn_if_observers_miss_events(self) -> None:
+        """Names handlers set to INFO that the logger's level keeps events from."""
+        waiting = [
+            (owner, handler)
+            for owner in _loggers_on_the_way(self._logger)
+            for handler in owner.handlers
+            if handler is not self._own_handler
+            and logging.NOTSET < handler.level <= logging.INFO
+        ]
+        if not waiting:
+            return
+        owner, handler = waiting[0]
+        level = logging.getLevelName(self._logger.getEffectiveLevel())
+        _warn_once(
+            self._source,
+            f"ppe_slacklog.Slack: {handler!r} on the logger '{owner.name or 'root'}' "
+            f"is set to {logging.getLevelName(handler.level)}, but the level of "
+            f"'{self._logger.name}' is {level}, so it does not get the start, "
+            "trigger and end events (Slack does). To see them there too, call "
+            f"logging.getLogger('{owner.name}').setLevel(logging.INFO).",
         )
 
     def _warn_if_slack_handlers_skip_events(self) -> None:
@@ -633,6 +668,7 @@ class Slack(extension.Extension):
         exc: BaseException | None = None,
         snapshot: ManagerSnapshot | None = None,
         run: RunFacts | None = None,
+        rendered: tuple[str, int] | None = None,
     ) -> None:
         logger = self._logger
         only: SlackHandler | None = None
@@ -646,7 +682,9 @@ class Slack(extension.Extension):
             template = self._templates[kind]
             run = run or self._run_facts
             text, markers = (
-                self._render_now(kind, template, manager, snapshot, exc, run)
+                rendered
+                if rendered is not None
+                else self._render_now(kind, template, manager, snapshot, exc, run)
                 if renders_at_event(template, kind)
                 else (None, 0)
             )
@@ -749,11 +787,21 @@ class Slack(extension.Extension):
         handler = self._own_handler
         if (
             handler is None
-            or self._logger.disabled
             or logging.root.manager.disable >= level
             or handler not in self._logger.handlers  # taken away since
         ):
             return None
+        if self._logger.disabled:
+            # dictConfig/fileConfig disable the loggers they do not name,
+            # by default: ppe would go on posting, and so does the drop-in.
+            _warn_once(
+                self._source,
+                f"ppe_slacklog.Slack: logging.config disabled the logger "
+                f"'{self._logger.name}' (disable_existing_loggers): the drop-in "
+                "keeps posting its events to Slack, but other handlers no longer "
+                "see them. Give 'disable_existing_loggers': False to dictConfig "
+                f"(or name '{self._logger.name}' under 'loggers') to keep them.",
+            )
         return handler
 
     @staticmethod
@@ -886,8 +934,8 @@ class Slack(extension.Extension):
         if self._initialized and not self._loaded:
             self._new_run()
         resuming, self._loaded = self._loaded, False
-        if self._attach_own_handler():
-            self._warn_if_level_drops_events()
+        self._attach_own_handler()
+        self._warn_if_level_drops_events()
         try:
             self._join_job()
         except Exception as exc:  # reporting must never stop training
@@ -912,7 +960,16 @@ class Slack(extension.Extension):
                 # Inside manager.load_state_dict, or started by a property
                 # read before the loop (which may load a snapshot next): the
                 # start waits for the state, or for the first iteration.
-                self._held = (manager, start, self._snapshot(manager))
+                snapshot = self._snapshot(manager)
+                template = self._templates["start"]
+                # What ppe would render now, is rendered now (a callable, the
+                # live manager, context); the rest waits with the snapshot.
+                rendered = (
+                    self._render_now("start", template, manager, snapshot, None, start)
+                    if renders_at_event(template, "start")
+                    else None
+                )
+                self._held = (manager, start, snapshot, rendered)
                 self._release_when_training_starts(manager)
             else:
                 self._emit("start", manager, run=start)
@@ -927,17 +984,29 @@ class Slack(extension.Extension):
         self._held = None
 
     def _release_start(self, *, resumed: bool = False) -> None:
-        """Posts a start that :meth:`initialize` held back (if any)."""
+        """Posts a start that :meth:`initialize` held back (if any).
+
+        The lock is held until the start is logged: an event on the
+        training thread that finds the start being released by the watcher
+        waits for it, so the start always comes first.
+        """
         with _hold_lock:
-            held, self._held = self._held, None
-        if held is not None:
-            manager, start, snapshot = held
-            run = start._replace(resumed=True if resumed else None)
-            # A resumed start says where the loaded state is; a plain one
-            # shows the manager as it was at initialize (before training).
-            self._emit(
-                "start", manager, run=run, snapshot=None if resumed else snapshot
-            )
+            held = self._held
+            if held is None:
+                return
+            try:
+                manager, start, snapshot, rendered = held
+                run = start._replace(resumed=True if resumed else None)
+                if resumed:
+                    # Where the loaded state is: rendered now, from it.
+                    self._emit("start", manager, run=run)
+                else:
+                    # The manager as it was at initialize (before training).
+                    self._emit(
+                        "start", manager, run=run, snapshot=snapshot, rendered=rendered
+                    )
+            finally:
+                self._held = None
 
     def _release_when_training_starts(self, manager: Any) -> None:
         """Posts a held start as soon as the manager's first iteration begins.

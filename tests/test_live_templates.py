@@ -278,3 +278,40 @@ def test_templates_that_render_blank_post_nothing(
         warnings.simplefilter("error")  # slack_sdk warns of a blank text
         run_training(manager, lambda m: {"note": "  "})
     assert slack_env.messages(CHANNEL) == []
+
+
+def test_a_held_start_shows_the_manager_as_ppe_would_at_initialize(
+    slack_env: SlackEmulator,
+) -> None:
+    """ppe's `while not manager.stop_trigger` starts the extensions early.
+
+    The start then waits for the first iteration, but a template reading the
+    live manager or context still shows them as they were at initialize,
+    and the start is the thread's first message.
+    """
+    context = SimpleNamespace(phase="init")
+
+    def report(manager: Any) -> dict[str, Any]:
+        context.phase = "training"
+        manager.optimizers["main"].param_groups[0]["lr"] = 0.5
+        return {}
+
+    manager = make_manager(max_epochs=3, iters_per_epoch=1)
+    manager.extend(
+        ppe_slacklog.Slack(
+            CHANNEL,
+            msg="it {manager.iteration}",
+            start_msg="lr={manager.optimizers[main].param_groups[0][lr]} "
+            "phase={context.phase}",
+            context=context,
+        ),
+        trigger=(1, "iteration"),
+    )
+    run_training(manager, report)
+    texts = _thread_texts(slack_env)
+    assert texts[0] == "lr=0.1 phase=init"
+    assert [line for line in _lines(slack_env) if line.startswith("it ")] == [
+        "it 1",
+        "it 2",
+        "it 3",
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import make_manager, run_python, run_training
 
 import ppe_slacklog
 from ppe_slacklog.testing import SlackEmulator
@@ -193,3 +193,50 @@ def test_a_basic_config_console_stays_as_quiet_as_ppe(slack_env: SlackEmulator) 
     assert len(_texts(slack_env)) == 4
     assert console.getvalue() == ""
     assert not logging.getLogger(TRAINING).isEnabledFor(logging.INFO)
+
+
+def test_a_handler_set_to_info_on_the_parent_is_told_why_it_sees_nothing(
+    slack_env: SlackEmulator,
+) -> None:
+    parent = logging.getLogger("ppe_slacklog")
+    observer = Observer()
+    observer.setLevel(logging.INFO)
+    parent.addHandler(observer)
+    told = _train()
+    assert len(_texts(slack_env)) == 4  # Slack gets every event
+    assert observer.kinds == []  # the logger's level (root's WARNING) drops them
+    (warning,) = told
+    text = str(warning.message)
+    assert "on the logger 'ppe_slacklog' is set to INFO" in text
+    assert "logging.getLogger('ppe_slacklog').setLevel(logging.INFO)" in text
+
+
+def test_dictconfig_during_the_run_loses_nothing(slack_env: SlackEmulator) -> None:
+    """dictConfig disables the loggers it does not name: the drop-in goes on."""
+    result = run_python(
+        slack_env,
+        """
+        import logging.config, warnings, pytorch_pfn_extras as ppe, torch
+        import ppe_slacklog
+        warnings.simplefilter("always")
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        manager = ppe.training.ExtensionsManager(model, optimizer, 4, iters_per_epoch=1)
+        extension = ppe_slacklog.Slack("experiment-progress", msg="ep {manager.epoch}")
+        manager.extend(extension)
+        while not manager.stop_trigger:
+            with manager.run_iteration():
+                if manager.iteration == 2:
+                    logging.config.dictConfig({"version": 1, "root": {"level": "INFO"}})
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for text in _texts(slack_env) for line in text.split("\n")]
+    assert [line for line in lines if line.startswith("ep ")] == [
+        "ep 1",
+        "ep 2",
+        "ep 3",
+        "ep 4",
+    ]
+    assert "Training finished" in _texts(slack_env)[-1]
+    assert result.stderr.count("logging.config disabled the logger") == 1, result.stderr
