@@ -528,20 +528,24 @@ class Outbox:
             dropped += self._dropped_while_closing
             self._dropped_while_closing = 0
         if dropped or in_flight:
-            lost = (
-                f"{dropped} record(s) for Slack channel {self.channel} could not "
-                f"be delivered within {waited:g}s and are dropped"
-                if dropped
-                else f"Slack channel {self.channel} did not answer within {waited:g}s"
-            )
-            still = (
-                f"; {in_flight} record(s) were still being sent and may arrive"
-                if in_flight
-                else ""
-            )
+            # Not "Slack did not answer": the wait may be our own pacing.
+            if dropped:
+                text = (
+                    f"{dropped} record(s) for Slack channel {self.channel} could "
+                    f"not be delivered within {waited:g}s and are dropped"
+                )
+                if in_flight:
+                    text += (
+                        f"; {in_flight} record(s) were still being sent and may arrive"
+                    )
+            else:
+                text = (
+                    f"{in_flight} record(s) for Slack channel {self.channel} were "
+                    f"still being sent after {waited:g}s and may arrive"
+                )
             self._once.warn(
                 ("undelivered",),
-                f"ppe_slacklog: {lost}{still} (raise flush_timeout to wait longer).",
+                f"ppe_slacklog: {text} (raise flush_timeout to wait longer).",
             )
 
     def drain_at_exit(self, timeout: float) -> bool:
