@@ -75,7 +75,7 @@ class SlackHandler(logging.Handler):
         client: A ready ``slack_sdk.WebClient`` to use instead of building one.
         msg: Template for trigger events, overriding the record's.
         start_msg: Template for start events, overriding the record's.
-        end_msg: Template for end (and stopped) events, overriding the record's.
+        end_msg: Template for end events, overriding the record's.
         error_msg: Template for error events, overriding the record's.
         interrupted_msg: Template for interrupted runs, overriding the record's.
         stopped_msg: Template for runs whose loop ended before its stop
@@ -323,16 +323,10 @@ class SlackHandler(logging.Handler):
             and formatter.defers(event)
         ):
             # The common training event: nothing is rendered or read now.
-            return Post(
-                "",
-                event.run_id or None,
-                (),
+            return self._deferred_post(
                 event.kind,
                 record_level(record),
-                _LABELS.get(event.kind, "message"),
-                1,
-                event.kind in self.broadcast,
-                0.0,
+                event.run_id,
                 functools.partial(self._render_later, record, event, formatter),
             )
         site = self._site_of(record, event, formatter)
@@ -356,18 +350,27 @@ class SlackHandler(logging.Handler):
         snapshot of the event, when the post leaves the queue.
         """
         self._outbox.submit(
-            Post(
-                "",
-                run_id or None,
-                (),
-                kind,
-                level,
-                _LABELS.get(kind, "message"),
-                1,
-                kind in self.broadcast,
-                0.0,
-                functools.partial(self._render_made, make_record),
+            self._deferred_post(
+                kind, level, run_id, functools.partial(self._render_made, make_record)
             )
+        )
+
+    def _deferred_post(
+        self, kind: EventKind, level: int, run_id: str, render: Callable[[], str]
+    ) -> Post:
+        """A training event's post whose text ``render`` gives on the sender."""
+        # Positional: the per-event path, where keyword passing shows.
+        return Post(
+            "",
+            run_id or None,
+            (),
+            kind,
+            level,
+            _LABELS.get(kind, "message"),
+            1,
+            kind in self.broadcast,
+            0.0,
+            render,
         )
 
     def _render_made(self, make_record: Callable[[], logging.LogRecord]) -> str:
