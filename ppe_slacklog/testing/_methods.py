@@ -276,6 +276,8 @@ class Workspace(EditMethods):
         file = self._files.get(text_param(params, "file") or "")
         if file is None:
             return error_result("file_not_found")
+        if file.deleted:
+            return error_result("file_deleted")
         return ok_result(
             file=self._file_json(file),
             comments=[],
