@@ -9,6 +9,12 @@ Example:
 """
 
 from ._emulator import SlackEmulator
-from ._models import ApiCall, EmulatedFile, EmulatedMessage
+from ._models import ApiCall, EmulatedFile, EmulatedMessage, MessageEdit
 
-__all__ = ["ApiCall", "EmulatedFile", "EmulatedMessage", "SlackEmulator"]
+__all__ = [
+    "ApiCall",
+    "EmulatedFile",
+    "EmulatedMessage",
+    "MessageEdit",
+    "SlackEmulator",
+]

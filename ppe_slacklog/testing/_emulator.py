@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from ._engine import Engine
 from ._faults import FaultPlan, RateRule
 from ._methods import Workspace
-from ._models import ApiCall, EmulatedFile, EmulatedMessage
+from ._models import ApiCall, EmulatedFile, EmulatedMessage, MessageEdit
 from ._server import EmulatorServer
 
 if TYPE_CHECKING:
@@ -34,13 +34,18 @@ DEFAULT_SCOPES = (
 #: publishes no numbers for the burst or the workspace, these are the
 #: emulator's). ``conversations.history`` / ``.replies``: Tier 3, "50+ per
 #: minute", per app and workspace, sporadic bursts welcome.
+#: ``chat.update`` and ``files.delete``: Tier 3 too, one bucket for the whole
+#: workspace (every run of the app shares it): 50 per minute sustained, and a
+#: burst of 20, so a client cannot spend a minute's budget at once.
 SLACK_RATE_LIMITS: dict[str, tuple[RateRule, ...]] = {
     "chat.postMessage": (
         RateRule(per_second=1.0, burst=4),
         RateRule(per_second=5.0, burst=20, per_channel=False),
     ),
+    "chat.update": (RateRule(50 / 60, 20, per_channel=False),),
     "conversations.history": (RateRule(50 / 60, 50, per_channel=False),),
     "conversations.replies": (RateRule(50 / 60, 50, per_channel=False),),
+    "files.delete": (RateRule(50 / 60, 20, per_channel=False),),
 }
 
 #: Commercially distributed apps outside the Slack Marketplace: 1 request per
@@ -58,12 +63,15 @@ class SlackEmulator:
 
     Point the real ``slack_sdk.WebClient`` at :attr:`base_url` (or use
     :meth:`client`); no patching involved. Implemented methods:
-    ``auth.test``, ``chat.postMessage``, ``files.getUploadURLExternal`` (+ the
-    raw upload), ``files.completeUploadExternal``, ``files.info``,
+    ``auth.test``, ``chat.postMessage``, ``chat.update``,
+    ``files.getUploadURLExternal`` (+ the raw upload),
+    ``files.completeUploadExternal``, ``files.info``, ``files.delete``,
     ``conversations.list`` / ``.info`` / ``.join`` / ``.history`` /
     ``.replies``; the retired ``files.upload`` answers ``method_deprecated``.
     ``chat.postMessage`` stores message ``metadata``, which the history
-    methods return with ``include_all_metadata=True``. Incoming Webhooks
+    methods return with ``include_all_metadata=True``, and Block Kit
+    ``blocks``, which ``chat.update`` edits in place (:meth:`message`,
+    :meth:`edits`). Incoming Webhooks
     (:meth:`webhook_url`) post into their channel like ``slack_sdk``'s
     ``WebhookClient`` expects. Faults (latency, 429 rate limits, 5xx, dropped
     connections, late answers, outages) can be injected at any time; for
@@ -73,7 +81,9 @@ class SlackEmulator:
 
     - **Rate limits**: ``chat.postMessage`` about 1 message/s per channel
       (burst 4) and 5/s (burst 20) for the workspace; ``conversations.history``
-      and ``.replies`` Tier 3 (50 per minute). Over a limit: HTTP 429 with
+      and ``.replies`` Tier 3 (50 per minute); ``chat.update`` and
+      ``files.delete`` Tier 3 for the whole workspace (50 per minute, burst
+      20), whatever the channel. Over a limit: HTTP 429 with
       ``Retry-After``. ``non_marketplace=True`` adds the limits of
       commercially distributed non-Marketplace apps: 1 history/replies
       request per minute, pages of at most 15 messages.
@@ -84,7 +94,25 @@ class SlackEmulator:
       with files that are not shared yet; the file message appears
       ``share_delay`` seconds later, so after replies posted meanwhile.
     - **Long texts**: over 40,000 characters the text is truncated and the
-      answer is ``ok: true`` with ``warning: message_truncated``.
+      answer is ``ok: true`` with ``warning: message_truncated``
+      (``chat.update`` answers ``msg_too_long``).
+    - **Block Kit**: ``blocks`` are checked against Slack's limits (50
+      blocks; header plain_text up to 150 characters; section text 3,000, 10
+      fields of 2,000; context 10 elements; images need ``alt_text`` and an
+      ``image_url`` or a ``slack_file`` naming a shared, not deleted file;
+      markdown 12,000 in all); a breach answers ``invalid_blocks`` with an
+      ``errors`` list like ``"must be less than 151 characters
+      [json-pointer:/blocks/0/text/text]"``, blocks over about 13,000
+      characters of JSON ``msg_blocks_too_long``.
+    - **Edits**: ``chat.update`` takes channel IDs only, edits only the
+      bot's own messages (``cant_update_message``; see :meth:`post_as_user`),
+      answers ``message_not_found`` for deleted messages and
+      ``edit_window_closed`` after :meth:`close_edit_window`. An update with
+      ``text`` and without ``blocks`` removes the blocks (docs.slack.dev
+      chat.update); left-out ``metadata`` is kept.
+    - **Deleted files**: after ``files.delete`` the file is ``file_deleted``
+      for ``files.info``; messages that shared it show a tombstone, and a
+      file message with nothing else goes away.
     - **Stored text**: the Web API returns text as Slack stores it (bare links
       as ``<https://...>``, ✅ ❌ ⚠️ ℹ️ 📎 as ``:shortcodes:``), while
       :attr:`EmulatedMessage.text` keeps what was sent.
@@ -441,9 +469,118 @@ class SlackEmulator:
             return []
         return parent + [m for m in stored if m.thread_ts == ts]
 
+    def message(self, channel: str, ts: str) -> EmulatedMessage:
+        """The stored message ``ts`` of ``channel``, as it reads now.
+
+        Raises:
+            KeyError: No such message (never posted, or deleted).
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     c = emu.client()
+            ...     posted = c.chat_postMessage(channel="general", text="v1")
+            ...     ts = posted["ts"]
+            ...     _ = c.chat_update(channel=posted["channel"], ts=ts, text="v2")
+            ...     emu.message("general", ts).text
+            'v2'
+        """
+        found = self._workspace.message(self.channel_id(channel), ts)
+        if found is None:
+            raise KeyError(f"no message {ts} in {channel!r}")
+        return found
+
+    def edits(self, channel: str, ts: str) -> list[MessageEdit]:
+        """The versions of a message that ``chat.update`` replaced, oldest first.
+
+        Each :class:`MessageEdit` holds the text and blocks of a replaced
+        version and the time of the edit that replaced it.
+
+        Raises:
+            KeyError: No such message.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     c = emu.client()
+            ...     posted = c.chat_postMessage(channel="general", text="v1")
+            ...     ts = posted["ts"]
+            ...     _ = c.chat_update(channel=posted["channel"], ts=ts, text="v2")
+            ...     [e.text for e in emu.edits("general", ts)]
+            ['v1']
+        """
+        return list(self.message(channel, ts).edits)
+
+    def close_edit_window(self, channel: str, ts: str) -> None:
+        """Make ``chat.update`` of one message answer ``edit_window_closed``.
+
+        Slack answers so when the workspace's message-editing setting no
+        longer allows the edit (say, edits allowed only for a few minutes).
+
+        Raises:
+            KeyError: No such message.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     c = emu.client()
+            ...     ts = c.chat_postMessage(channel="general", text="x")["ts"]
+            ...     emu.close_edit_window("general", ts)
+        """
+        if not self._workspace.close_edit_window(self.channel_id(channel), ts):
+            raise KeyError(f"no message {ts} in {channel!r}")
+
+    def post_as_user(
+        self, channel: str, text: str, *, thread_ts: str | None = None
+    ) -> str:
+        """Post a message as a person of the workspace (not the bot).
+
+        The bot cannot edit it (``chat.update`` answers
+        ``cant_update_message``). Membership does not matter.
+
+        Returns:
+            The message's ``ts``.
+
+        Raises:
+            KeyError: No such channel, or ``thread_ts`` names no message.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     ts = emu.post_as_user("general", "is it done yet?")
+            ...     emu.message("general", ts).user
+            'U0000002'
+        """
+        return self._workspace.post_as_user(self.channel_id(channel), text, thread_ts)
+
+    def upload_as_user(
+        self,
+        channel: str,
+        name: str,
+        content: bytes = b"",
+        *,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Upload a file as a person and share it into ``channel`` at once.
+
+        The bot cannot delete it (``files.delete`` answers
+        ``cant_delete_file``).
+
+        Returns:
+            The file's ID.
+
+        Raises:
+            KeyError: No such channel, or ``thread_ts`` names no message.
+
+        Example:
+            >>> with SlackEmulator() as emu:
+            ...     file_id = emu.upload_as_user("general", "notes.txt", b"hi")
+            ...     emu.files[0].user
+            'U0000002'
+        """
+        return self._workspace.upload_as_user(
+            self.channel_id(channel), name, bytes(content), thread_ts
+        )
+
     @property
     def files(self) -> list[EmulatedFile]:
-        """Files whose upload was completed, in completion order."""
+        """Files whose upload was completed and that are not deleted, in order."""
         return self._workspace.files()
 
     @property
@@ -476,7 +613,10 @@ class SlackEmulator:
         """Text view of a channel as a user would read it.
 
         Each top-level message is followed by its thread replies, indented;
-        files appear as ``[file: name]``.
+        files appear as ``[file: name]``. A Block Kit message (a status card)
+        reads as its blocks: the header line, section texts and fields (two
+        columns), context lines, dividers, ``[image: <file name or url>]``.
+        A text edit is marked ``(edited)``; a blocks edit is not, as in Slack.
 
         Example:
             >>> with SlackEmulator() as emu:
@@ -492,7 +632,9 @@ class SlackEmulator:
 
         channel_id = self.channel_id(channel)
         return render_channel(
-            self._workspace.channel_name(channel_id), self.messages(channel_id)
+            self._workspace.channel_name(channel_id),
+            self.messages(channel_id),
+            self._workspace.image_name,
         )
 
     def reset(self) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._editing import EditMethods
 from ._metadata import parse_metadata
 from ._models import EmulatedFile, EmulatedMessage
 from ._state import (
@@ -30,12 +31,11 @@ from ._state import (
     text_param,
 )
 from ._text import stored_text
-from ._webhooks import WebhookMethods
 
 __all__ = ["Workspace"]
 
 
-class Workspace(WebhookMethods):
+class Workspace(EditMethods):
     """Workspace state plus the Web API methods (and webhooks) that act on it.
 
     Example:
@@ -55,12 +55,14 @@ class Workspace(WebhookMethods):
         self._handlers: dict[str, Callable[[Mapping[str, Any]], ApiResult]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.list": self._conversations_list,
             "conversations.replies": self._conversations_replies,
             "files.completeUploadExternal": self._files_complete,
+            "files.delete": self._files_delete,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.info": self._files_info,
             "files.upload": self._files_upload_retired,
@@ -106,8 +108,10 @@ class Workspace(WebhookMethods):
         if channel.restricted:
             return error_result("restricted_action")
         text = text_param(params, "text")
-        has_rich = bool(params.get("blocks")) or bool(params.get("attachments"))
-        if not text and not has_rich:
+        blocks, refused = self.checked_blocks(params.get("blocks"))
+        if refused is not None:
+            return refused
+        if not text and not blocks and not params.get("attachments"):
             return error_result("no_text")
         warnings: list[str] = []
         if text is not None and len(text) > MAX_TEXT_CHARS:
@@ -139,9 +143,10 @@ class Workspace(WebhookMethods):
             user=BOT_USER_ID,
             metadata=metadata,
             api_text=stored_text(text or ""),
+            blocks=blocks or None,
         )
         (self._orphans if orphan else self._messages).append(message)
-        extra = {k: params[k] for k in ("blocks", "attachments") if params.get(k)}
+        extra = {k: params[k] for k in ("attachments",) if params.get(k)}
         if metadata is not None:
             extra["metadata"] = copy.deepcopy(metadata)
         result = ok_result(
@@ -271,6 +276,8 @@ class Workspace(WebhookMethods):
         file = self._files.get(text_param(params, "file") or "")
         if file is None:
             return error_result("file_not_found")
+        if file.deleted:
+            return error_result("file_deleted")
         return ok_result(
             file=self._file_json(file),
             comments=[],

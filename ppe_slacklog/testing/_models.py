@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ApiCall", "EmulatedFile", "EmulatedMessage"]
+__all__ = ["ApiCall", "EmulatedFile", "EmulatedMessage", "MessageEdit"]
+
+#: User ID of the emulated bot (the author of everything posted with the token).
+BOT_USER_ID = "U0000001"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class EmulatedFile:
             the upload was completed without a channel (a private file).
         thread_ts: ``ts`` of the thread parent the file was shared into.
         initial_comment: The ``initial_comment`` sent with the completion.
+        user: User ID of the uploader (the bot, unless a test uploaded the
+            file as a person with ``SlackEmulator.upload_as_user``).
+        deleted: The file was deleted (``files.delete``): messages that
+            shared it show Slack's tombstone, "This file was deleted."
 
     Example:
         >>> f = EmulatedFile("F1", "a.txt", "A", b"hi", "C0000001", None, None)
@@ -36,6 +43,28 @@ class EmulatedFile:
     channel: str | None
     thread_ts: str | None
     initial_comment: str | None
+    user: str = BOT_USER_ID
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class MessageEdit:
+    """A previous version of a message, replaced by one ``chat.update``.
+
+    Attributes:
+        at: ``time.time()`` of the edit that replaced this version.
+        text: The text of the replaced version (as sent).
+        blocks: The Block Kit blocks of the replaced version, ``None`` when
+            it had none.
+
+    Example:
+        >>> MessageEdit(1700000000.5, "🏃 running", None).text
+        '🏃 running'
+    """
+
+    at: float
+    text: str
+    blocks: list[dict[str, Any]] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -59,6 +88,10 @@ class EmulatedMessage:
             :attr:`text` keeps what was sent, which is what people read.
         deleted: A deleted thread parent kept as Slack's tombstone ("This
             message was deleted.") because the thread has replies.
+        blocks: The Block Kit blocks of the current version (as sent, after
+            validation), ``None`` for a plain text message.
+        edits: The previous versions replaced by ``chat.update``, oldest
+            first (empty when never edited).
 
     Example:
         >>> m = EmulatedMessage("1.000001", "C0000001", "hi", None, False, (), "U1")
@@ -76,6 +109,8 @@ class EmulatedMessage:
     metadata: dict[str, Any] | None = field(default=None, hash=False)
     api_text: str | None = None
     deleted: bool = False
+    blocks: list[dict[str, Any]] | None = field(default=None, hash=False)
+    edits: list[MessageEdit] = field(default_factory=list, hash=False)
 
     @property
     def is_reply(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import mimetypes
 import re
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._models import EmulatedFile, EmulatedMessage
+from ._models import BOT_USER_ID, EmulatedFile, EmulatedMessage
 from ._text import stored_text
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 TEAM_ID = "T0000001"
 TEAM_NAME = "Emulated Workspace"
 TEAM_DOMAIN = "emulator"
-BOT_USER_ID = "U0000001"
 BOT_USER_NAME = "ppe-slacklog-bot"
 BOT_ID = "B0000001"
 APP_ID = "A0000001"
@@ -153,6 +153,9 @@ class WorkspaceState:
         # distributed non-Marketplace apps), None: the method's own maximum.
         self.history_max_limit: int | None = None
         self._pending: dict[str, PendingUpload] = {}
+        # (channel, ts) of messages whose edit window a test closed.
+        self._edit_closed: set[tuple[str, str]] = set()
+        # Deleted files stay here (deleted=True): files.info says file_deleted.
         self._files: dict[str, EmulatedFile] = {}
         self._file_order: list[str] = []
         self._last_us = 0
@@ -306,7 +309,7 @@ class WorkspaceState:
             thread_ts=thread_ts,
             reply_broadcast=False,
             files=share.files,
-            user=BOT_USER_ID,
+            user=share.files[0].user if share.files else BOT_USER_ID,
             api_text=stored_text(share.comment or ""),
         )
         self._messages.append(message)
@@ -314,9 +317,10 @@ class WorkspaceState:
             self._shared[file.id] = (share.channel, message.ts, thread_ts)
 
     def files(self) -> list[EmulatedFile]:
-        """Completed files in completion order."""
+        """Completed files not deleted, in completion order."""
         with self._lock:
-            return [self._files[i] for i in self._file_order]
+            files = [self._files[i] for i in self._file_order]
+            return [f for f in files if not f.deleted]
 
     def reset(self) -> None:
         """Forget messages, files and pending uploads; keep channels."""
@@ -328,6 +332,7 @@ class WorkspaceState:
             self._pending.clear()
             self._files.clear()
             self._file_order.clear()
+            self._edit_closed.clear()
 
     # ---------------------------------------------------------------- helpers
 
@@ -386,19 +391,29 @@ class WorkspaceState:
         body: dict[str, Any] = {
             "type": "message",
             "user": message.user,
-            "bot_id": BOT_ID,
-            "app_id": APP_ID,
             "text": message.text if message.api_text is None else message.api_text,
             "ts": message.ts,
             "team": TEAM_ID,
-            "bot_profile": {
-                "id": BOT_ID,
-                "app_id": APP_ID,
-                "name": BOT_USER_NAME,
-                "team_id": TEAM_ID,
-                "deleted": False,
-            },
         }
+        if message.user == BOT_USER_ID:
+            body.update(
+                bot_id=BOT_ID,
+                app_id=APP_ID,
+                bot_profile={
+                    "id": BOT_ID,
+                    "app_id": APP_ID,
+                    "name": BOT_USER_NAME,
+                    "team_id": TEAM_ID,
+                    "deleted": False,
+                },
+            )
+        if message.blocks:
+            body["blocks"] = copy.deepcopy(message.blocks)
+        if message.edits:
+            body["edited"] = {
+                "user": message.user,
+                "ts": f"{message.edits[-1].at:.6f}",
+            }
         if message.deleted:
             body.update(subtype="tombstone", hidden=True, user="USLACKBOT")
         if message.thread_ts is not None:
@@ -413,6 +428,9 @@ class WorkspaceState:
         return body
 
     def _file_json(self, file: EmulatedFile) -> dict[str, Any]:
+        if file.deleted:
+            # What messages that shared a deleted file show in its place.
+            return {"id": file.id, "mode": "tombstone"}
         # Until Slack has shared the file, it is in no channel.
         where = self._shared.get(file.id)
         channel = self._channels.get(where[0]) if where else None
@@ -423,14 +441,14 @@ class WorkspaceState:
                 "ts": where[1],
                 "channel_name": channel.name,
                 "team_id": TEAM_ID,
-                "share_user_id": BOT_USER_ID,
+                "share_user_id": file.user,
                 "source": "UNKNOWN",
             }
             if where[2] is not None:
                 share.update(thread_ts=where[2], reply_count=0, reply_users=[])
             shares = {"private" if channel.private else "public": {channel.id: [share]}}
         permalink = (
-            f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{file.id}/{file.name}"
+            f"https://{TEAM_DOMAIN}.slack.com/files/{file.user}/{file.id}/{file.name}"
         )
         return {
             "id": file.id,
@@ -441,7 +459,7 @@ class WorkspaceState:
             "mimetype": mimetypes.guess_type(file.name)[0]
             or "application/octet-stream",
             "filetype": file.name.rsplit(".", 1)[-1] if "." in file.name else "",
-            "user": BOT_USER_ID,
+            "user": file.user,
             "user_team": TEAM_ID,
             "mode": "hosted",
             "editable": False,
