@@ -48,6 +48,7 @@ __all__ = [
     "draw_chart",
     "finite_points",
     "group_keys",
+    "select_series",
 ]
 
 #: Series drawn at most; later keys (in the mapping's order) are left out.
@@ -201,6 +202,42 @@ def downsample(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
         kept.extend(points[i] for i in sorted({low, high}))
     kept.append(points[-1])
     return kept
+
+
+def select_series(
+    series: Mapping[str, object],
+) -> tuple[dict[str, list[Point]], int]:
+    """What :func:`draw_chart` draws of ``series``, and how many series it leaves out.
+
+    Each series keeps its finite points (:func:`finite_points`), at most
+    :data:`MAX_POINTS` of them (:func:`downsample`); a series with none is
+    dropped without taking a place. The first :data:`MAX_SERIES` remaining
+    keys, in the mapping's order, are drawn; the others are counted.
+
+    Args:
+        series: Metric key -> ``(x, y)`` points.
+
+    Returns:
+        The series to draw (keys as ``str``) and the number left out.
+
+    Example:
+        >>> keys = {f"m{i}/loss": [(0, i)] for i in range(10)}
+        >>> keys["junk"] = [(0, "text")]
+        >>> drawn, left_out = select_series(keys)
+        >>> list(drawn)[-1], left_out
+        ('m7/loss', 2)
+    """
+    drawn: dict[str, list[Point]] = {}
+    left_out = 0
+    for key, points in series.items():
+        kept = finite_points(points)
+        if not kept:
+            continue
+        if len(drawn) >= MAX_SERIES:
+            left_out += 1
+            continue
+        drawn[str(key)] = downsample(kept)
+    return drawn, left_out
 
 
 def _family(key: str) -> str:
@@ -520,16 +557,7 @@ def draw_chart(
             return None
         width = _size(width_px, 1200, _MIN_SIZE[0], _MAX_SIZE[0])
         height = _size(height_px, 700, _MIN_SIZE[1], _MAX_SIZE[1])
-        data: dict[str, list[Point]] = {}
-        left_out = 0
-        for key, points in series.items():
-            kept = finite_points(points)
-            if not kept:
-                continue
-            if len(data) >= MAX_SERIES:
-                left_out += 1
-                continue
-            data[str(key)] = downsample(kept)
+        data, left_out = select_series(series)
         if not data:
             return None
         with _DRAW_LOCK:
