@@ -86,6 +86,8 @@ class _Slot:
         self.chart_at = time.monotonic() + (card.options.chart_interval or _FAR)
         self.chart_points = 0
         self.final_chart = False
+        #: Slack refused a card showing the chart: charts go to the thread only.
+        self.chart_outside = False
 
     @property
     def route(self) -> tuple[str, str]:
@@ -225,7 +227,8 @@ class _Desk:
     def _chart_due(self, slot: _Slot, now: float) -> bool:
         card = slot.card
         if card.final:
-            return not slot.final_chart
+            # After the run's last messages: the chart ends the thread.
+            return not slot.final_chart and not slot.link.posts_pending()
         return now >= slot.chart_at
 
     def _attach_chart(self, slot: _Slot) -> None:
@@ -241,13 +244,22 @@ class _Desk:
         link = slot.link
         from .chart import draw_chart  # matplotlib is imported only now
 
+        def failed(why: str) -> None:
+            link.once.warn(
+                ("chart", why[:60]),
+                f"ppe_slacklog could not draw the chart of run {card.run_id}: "
+                f"{why}; the card shows none.",
+            )
+
+        view = card.absorb()
+        where = f"epoch {view.epoch}" + (
+            f"/{view.max_epochs}" if view.max_epochs else ""
+        )
         png = draw_chart(
             history,
-            title=f"run {card.run_id[:8]} · {'final' if final else 'so far'}",
+            title=f"run {card.run_id[:8]} · {where}",
             best=card.best(),
-            on_error=lambda why: link.once.warn(
-                ("chart", why[:60]), f"ppe_slacklog: could not draw the chart: {why}"
-            ),
+            on_error=failed,
         )
         if png is None:
             return
@@ -268,9 +280,21 @@ class _Desk:
             )
             return
         slot.chart_points = points
+        if not staged or slot.chart_outside:
+            return
+        try:
+            # An image block may only show a file Slack has shared (sharing
+            # is asynchronous): the card shows the new chart once it is.
+            shared = link.api.find_upload(
+                link.channel, staged, thread_ts=slot.ts, oldest=time.time() - 60
+            )
+        except SlackDeliveryError:
+            shared = False
+        if not shared:
+            return
         old = card.chart_file
         with card.lock:
-            card.chart_file = staged[0] if staged else None
+            card.chart_file = staged[0]
         if old is not None:
             # Replaced, not piled up; an old chart that stays is harmless.
             with contextlib.suppress(SlackDeliveryError):
@@ -315,6 +339,14 @@ class _Desk:
             return
         if exc.code in _UNEDITABLE and not slot.replaced:
             self._replace(slot, exc)
+            return
+        card = slot.card
+        if exc.code in BAD_BLOCKS and card.chart_file is not None:
+            # The chart's image block (a file Slack cannot show in a card):
+            # the card goes on without it; the charts stay in the thread.
+            slot.chart_outside = True
+            with card.lock:
+                card.chart_file = None
             return
         slot.dead = True
         what = (
@@ -446,6 +478,8 @@ class CardLink:
             api.base_url, "\0chat.update", _TIER3_RATE, _TIER3_BURST
         )
         self.can_chart = options.chart and _charts_available()
+        #: Posts of the handler still to deliver (its outbox's ``pending``).
+        self.posts_pending: Callable[[], int] = lambda: 0
         #: chat.update calls that succeeded, and those answered 429.
         self.updates = 0
         self.rate_limited = 0

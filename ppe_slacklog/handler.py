@@ -240,6 +240,8 @@ class SlackHandler(logging.Handler):
                 api, channel, self._outbox.route[0], card_options, self._once
             )
             self._outbox.cards = self._cards
+            outbox = self._outbox
+            self._cards.posts_pending = lambda: outbox.pending
         _live.add(self)
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
