@@ -57,8 +57,13 @@ def stop_limits(
     return None, None
 
 
-def progress_probe(manager: Any) -> Callable[[], Progress | None] | None:
+def progress_probe(
+    manager: Any, *, failure: Callable[[], str | None] | None = None
+) -> Callable[[], Progress | None] | None:
     """A function that tells where ``manager`` is now (``None``: cannot be told).
+
+    ``failure`` tells how another rank of the job failed, if one did (rank
+    0's card shows it).
 
     Example:
         >>> class Manager:
@@ -81,7 +86,12 @@ def progress_probe(manager: Any) -> Callable[[], Progress | None] | None:
         detail = float(live.epoch_detail)
         max_iterations, max_epochs = stop_limits(live, iteration, detail)
         return Progress(
-            iteration, detail, float(live.elapsed_time), max_iterations, max_epochs
+            iteration,
+            detail,
+            float(live.elapsed_time),
+            max_iterations,
+            max_epochs,
+            None if failure is None else failure(),
         )
 
     return probe

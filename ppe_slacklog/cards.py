@@ -217,6 +217,8 @@ class _Desk:
         card = slot.card
         if not card.resumed or slot.posting is not None:
             return False
+        if not card.identity and not card.final:
+            return False  # its start text first, or the edit would drop it
         link = slot.link
         ts = run_threads().get(link.route[0], link.channel, card.run_id)
         if ts is None:
@@ -549,6 +551,16 @@ class CardLink:
         view = card.absorb()
         slot.posting = card.version
         return card_blocks(view)
+
+    def introduce(self, run_id: str, text: str) -> None:
+        """A resumed run's start text (a reply): the card it continues shows it."""
+        slot = self._slots.get(run_id)
+        if slot is None:
+            return
+        card = slot.card
+        with card.lock:
+            card.identity = text
+        _desk.wake()
 
     def posted(self, run_id: str, posted: Posted) -> None:
         """The thread's first message, with the card, is in Slack."""

@@ -98,6 +98,8 @@ class Progress(NamedTuple):
     #: Iterations of the whole run (from the stop trigger), when known.
     max_iterations: int | None = None
     max_epochs: int | None = None
+    #: Another rank of the job failed: how (rank 0's card shows it).
+    failure: str | None = None
 
 
 class CardOptions(NamedTuple):
@@ -317,13 +319,15 @@ class LiveCard:
     ) -> None:
         if self.final and kind in ("start", "trigger"):
             return  # a late trigger after the end changes nothing
-        state = _KIND_STATE.get(kind)
-        if state is not None:
-            self.state = state
+        if kind in ("interrupted", "stopped") and self.probe is not None:
+            # Stopped because another rank failed? Then the job failed.
+            self._poll(self.probe)
+        if self.state != "failed":  # a failure is what the job ends as
+            self.state = _KIND_STATE.get(kind, self.state)
+            if note is not None:
+                self.note = note
         if kind == "start" and run is not None and run.resumed:
             self.resumed = True
-        if note is not None:
-            self.note = note
         if snapshot.max_epochs is not None:
             with contextlib.suppress(TypeError, ValueError):
                 self._max_epochs = int(snapshot.max_epochs)
@@ -353,6 +357,9 @@ class LiveCard:
             return
         if progress is None:
             return
+        if progress.failure and self.state != "failed":
+            self.state = "failed"
+            self.note = progress.failure
         if progress.max_iterations:
             self._max_iterations = progress.max_iterations
         if progress.max_epochs:

@@ -145,6 +145,7 @@ class _Message:
     label: str
     text: str
     broadcast: bool = False
+    kind: str = "log"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     steps: list[_Step] | None = None
     paced: bool = False
@@ -162,6 +163,7 @@ class _Message:
                 text for p in batch if (text := p.display()) and not text.isspace()
             ),
             broadcast=first.broadcast,
+            kind=first.kind,
         )
 
 
@@ -811,12 +813,11 @@ class Outbox:
                 self._upload_once(message, step, parent)
             else:
                 card = None
-                if (
-                    parent is None
-                    and key is not None
-                    and not self._threads.looking(key)
-                ):
+                if parent is None and key and not self._threads.looking(key):
                     card = self._card_for_thread(message, key)
+                elif key and message.kind == "start" and self.cards is not None:
+                    # A resumed run's start: the card it continues says so.
+                    self.cards.introduce(key, message.text)
                 posted = self._post_once(message, number, parent, card)
                 # While a finder keeps looking for the thread, posts go to
                 # the channel and do not start a thread of their own.

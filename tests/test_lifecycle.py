@@ -85,6 +85,10 @@ def test_sigterm_posts_one_interrupted_message(emu: SlackEmulator) -> None:
     assert "after 0:00:" in message.text
     assert message.reply_broadcast  # seen in the channel, not only the thread
     assert not any("Training finished" in m.text for m in thread)
+    # The live card shows it too, delivered before the process exited.
+    card = emu.message(CHANNEL, thread[0].ts)
+    assert card.blocks[0]["text"]["text"].startswith("⚠️ Interrupted · epoch 2")
+    assert "SIGTERM received" in str(card.blocks)
 
 
 def test_keyboard_interrupt_posts_interrupted(emu: SlackEmulator) -> None:
