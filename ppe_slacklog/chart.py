@@ -412,7 +412,7 @@ def _draw_panel(
             color=colors[key],
             linewidth=2.2,
             marker="o" if len(points) < _MARKER_POINTS else None,
-            markersize=4,
+            markersize=5,
             label=plain(label),
         )
         if mark is not None:
@@ -505,6 +505,10 @@ def _render(
     for index, ax in enumerate(axes.flat):
         if index < len(panels):
             _draw_panel(ax, panels[index], data, colors, best, font, plain)
+            if index + columns >= len(panels):
+                # The lowest panel of its column (the one below is unused):
+                # shared x hides its tick labels unless told.
+                ax.xaxis.set_tick_params(labelbottom=True)
         else:
             ax.set_visible(False)
     figure.suptitle(plain(title), color=_INK, fontsize=font * 1.3)
