@@ -95,7 +95,7 @@ Point = tuple[float, float]
 def available() -> bool:
     """Whether matplotlib can be imported here (the answer is cached).
 
-    The first call imports matplotlib (about half a second cold), so call it
+    The first call imports matplotlib (under a second, more on a cold disk), so call it
     where that does not matter (at setup, or on the sender thread). It never
     raises: a broken matplotlib installation counts as missing.
 
@@ -358,11 +358,9 @@ def _at(x: float) -> str:
 def _best_point(
     best: Mapping[str, tuple[float, float]] | None, key: str
 ) -> Point | None:
-    if not best:
-        return None
     try:
-        point = best.get(key)
-    except Exception:
+        point = best.get(key) if best else None
+    except Exception:  # a mapping that fails: the series is drawn unmarked
         return None
     kept = finite_points([point]) if point is not None else []
     return kept[0] if kept else None

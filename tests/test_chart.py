@@ -241,6 +241,12 @@ def test_a_failure_goes_to_on_error_and_gives_none() -> None:
     png = draw_chart({**history, "x": 3}, title="run", best=bad_best)  # type: ignore[dict-item]
     assert png == draw_chart(history, title="run")
 
+    class Exploding(dict[str, Any]):
+        def __len__(self) -> int:
+            raise RuntimeError("no length")
+
+    assert draw_chart(history, title="run", best=Exploding()) == png
+
 
 @pytest.mark.skipif(shutil.which("latex") is not None, reason="LaTeX would work")
 def test_a_matplotlib_failure_goes_to_on_error() -> None:
