@@ -84,6 +84,7 @@ class DeliveryApi(Protocol):
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         message_id: str | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text``."""
         ...
@@ -947,6 +948,7 @@ class Outbox:
                 thread_ts=parent,
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
+                run_id=message.thread_key,
             )
             self._slow = time.time() - attempt_at >= self._turn
             return posted

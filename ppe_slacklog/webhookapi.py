@@ -240,6 +240,7 @@ class WebhookApi:
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         message_id: str | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` as a top-level message of the webhook's channel.
 
@@ -250,6 +251,7 @@ class WebhookApi:
             thread_ts: Ignored: webhooks cannot thread (``can_thread``).
             reply_broadcast: Ignored.
             message_id: Ignored: webhook messages carry no metadata.
+            run_id: Ignored, like ``message_id``.
 
         Returns:
             ``Posted("", "")``: a webhook does not say where the message went.
