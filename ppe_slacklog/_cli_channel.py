@@ -36,9 +36,16 @@ def check_channel(
         info = dict(client.conversations_info(channel=channel_id)["channel"])
     except SlackDeliveryError as exc:
         if exc.code == "channel_not_found":
+            private = (
+                "; a private channel needs the bot in it, and is found by name only "
+                "with the groups:read scope (else give its ID, C...)"
+                if granted is None or "groups:read" not in granted
+                else ""
+            )
             checks.bad(
                 f"channel #{name} not found (or private, without the bot in it)",
-                f"check the name; for a private channel, {_invite(bot, name)}",
+                f"check the name; for a private channel, {_invite(bot, name)}"
+                + private,
             )
             return
         if exc.code != "missing_scope":
@@ -55,7 +62,9 @@ def check_channel(
             )
             return
         if code != "missing_scope":
-            checks.bad(f"cannot look up channel {channel} ({code})", "see Slack's error")
+            checks.bad(
+                f"cannot look up channel {channel} ({code})", "see Slack's error"
+            )
             return
     if info is None:
         checks.warn(
@@ -73,7 +82,8 @@ def _can_post(
     checks: Checklist, info: dict[str, Any], bot: str, granted: set[str] | None
 ) -> bool:
     name = str(info.get("name") or info.get("id"))
-    where = f"#{name} ({info.get('id')}, {'private' if info.get('is_private') else 'public'})"
+    kind = "private" if info.get("is_private") else "public"
+    where = f"#{name} ({info.get('id')}, {kind})"
     checks.ok(f"channel {where} found")
     if info.get("is_archived"):
         checks.bad(f"#{name} is archived", "unarchive it or choose another channel")

@@ -17,7 +17,9 @@ __all__ = ["check_webhook"]
 
 # What a live webhook answers to an empty message (Slack's "Handling errors").
 _ALIVE_ANSWERS: Final = frozenset({"no_text", "invalid_payload"})
-_TEST_TEXT: Final = "✅ ppe-slacklog check: this webhook works; training runs post here."
+_TEST_TEXT: Final = (
+    "✅ ppe-slacklog check: this webhook works; training runs post here."
+)
 
 
 def check_webhook(checks: Checklist, url: str, *, post: bool) -> None:
