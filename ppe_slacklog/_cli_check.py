@@ -143,6 +143,7 @@ def _slack_error(exc: Exception) -> str:
 
 def _check_token(checks: Checklist, channel: str | None, *, post: bool) -> None:
     from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
 
     from .slackapi import _FIXES, resolve_base_url, resolve_token, silent_logger
 
@@ -164,12 +165,16 @@ def _check_token(checks: Checklist, channel: str | None, *, post: bool) -> None:
     )
     try:
         auth = client.auth_test()
-    except Exception as exc:
+    except SlackApiError as exc:
         code = _slack_error(exc)
-        fix = _FIXES.get(code) or (
-            f"check that {base_url} is reachable from here (SLACK_API_URL)"
-        )
+        fix = _FIXES.get(code) or f"Slack answered '{code}' to auth.test"
         checks.bad(f"token not accepted ({code})", fix)
+        return
+    except Exception as exc:  # no answer: the type only (never the request)
+        checks.bad(
+            f"Slack cannot be reached ({type(exc).__name__})",
+            f"check that {base_url} is reachable from here (SLACK_API_URL, proxies)",
+        )
         return
     bot = str(auth.get("user") or "your-bot")
     checks.ok(f"token valid: workspace {auth.get('team')!s}, bot @{bot}")
