@@ -20,7 +20,9 @@ id in its messages' metadata, and the events it already holds (counted as
 the distinct posts of the run there: replay posts one event per message)
 are skipped, so an interrupted replay continues where it stopped. This
 needs the ``channels:history`` scope, and assumes the thread was written by
-replay (a live run batches several events into one message).
+replay from files that hold a run's events from its start (a live run
+batches several events into one message; a second file with the rest of a
+resumed run would be taken for events already posted).
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser", "run"]
+
+_EPILOG = """\
+what is posted:
+  training events (lines with ppe_event), one message each, one thread per
+  run_id; other records, events without a run_id and files are skipped.
+running it again:
+  the run's thread is found by the run id in its messages' metadata and the
+  events it holds are skipped (needs channels:history); an interrupted
+  replay continues where it stopped. One run's events must come from one
+  file (a resumed run appending to the same file is fine).
+"""
 
 
 def add_parser(commands: Any) -> None:
@@ -45,6 +58,8 @@ def add_parser(commands: Any) -> None:
             "is not in the run's thread yet. Uses SLACK_BOT_TOKEN and "
             "SLACK_API_URL."
         ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE.jsonl", help="the JSON-lines file")
     parser.add_argument(
