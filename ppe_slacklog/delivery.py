@@ -86,6 +86,7 @@ class DeliveryApi(Protocol):
         reply_broadcast: bool = False,
         message_id: str | None = None,
         blocks: Sequence[Mapping[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` (with Block Kit ``blocks``: a live card)."""
         ...
@@ -997,6 +998,7 @@ class Outbox:
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
                 blocks=None if card is None else card[1],
+                run_id=message.thread_key,
             )
             self._slow = time.time() - attempt_at >= self._turn
         except SlackDeliveryError as exc:

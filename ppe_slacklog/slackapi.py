@@ -333,11 +333,14 @@ class SlackApi:
         reply_broadcast: bool = False,
         message_id: str | None = None,
         blocks: Sequence[Mapping[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``.
 
         ``message_id`` travels as message metadata so that :meth:`find_posted`
-        can tell later whether Slack stored a post whose answer was lost.
+        can tell later whether Slack stored a post whose answer was lost;
+        ``run_id`` (the run whose thread the post belongs to) travels with it,
+        so that a run's thread can be found in Slack (``ppe-slacklog replay``).
         With ``blocks`` (Block Kit, a live card), ``text`` is the fallback
         that notifications show.
         """
@@ -353,6 +356,8 @@ class SlackApi:
                 "event_type": _METADATA_EVENT,
                 "event_payload": {"id": message_id},
             }
+            if run_id:
+                kwargs["metadata"]["event_payload"]["run_id"] = run_id
         response = self._joining(channel, self._client.chat_postMessage, **kwargs)
         channel_id = str(response.get("channel") or channel)
         if _CHANNEL_ID.match(channel_id):

@@ -74,9 +74,9 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, port: int) -> None:
         self.engine = engine
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class EmulatorServer:
@@ -86,9 +86,10 @@ class EmulatorServer:
         >>> # server = EmulatorServer(engine); server.start(); server.port
     """
 
-    def __init__(self, engine: Engine) -> None:
-        """Prepare (but do not bind) a server for ``engine``."""
+    def __init__(self, engine: Engine, port: int = 0) -> None:
+        """Prepare (but do not bind) a server for ``engine`` (port 0: any free one)."""
         self._engine = engine
+        self._port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -105,10 +106,10 @@ class EmulatorServer:
         return int(self._httpd.server_address[1])
 
     def start(self) -> None:
-        """Bind 127.0.0.1:<free port> and serve in a daemon thread."""
+        """Bind 127.0.0.1:<port> (0: a free one) and serve in a daemon thread."""
         if self._httpd is not None:
             return
-        httpd = _HTTPServer(self._engine)
+        httpd = _HTTPServer(self._engine, self._port)
         thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
