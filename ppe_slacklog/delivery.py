@@ -20,13 +20,14 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
 from . import _callsite, _forkpipe
 from ._callsite import CallSite
 from ._diagnostics import Once, mark_sender_thread
+from .cards import BAD_BLOCKS, CardLink, flush_cards
 from .chunking import DEFAULT_MAX_CHARS, split_text
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, bucket_for
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post, PostQueue
@@ -84,8 +85,9 @@ class DeliveryApi(Protocol):
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         message_id: str | None = None,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
     ) -> Posted:
-        """Posts ``text``."""
+        """Posts ``text`` (with Block Kit ``blocks``: a live card)."""
         ...
 
     def upload(
@@ -272,6 +274,8 @@ class Outbox:
         self._delivered_at = -1.0
         # counters.records_queued when the exit drain ran (-1: not yet).
         self._expired_at = -1
+        #: The handler's live cards (``None``: no cards, or a webhook).
+        self.cards: CardLink | None = None
         self._init_runtime()
         with _outboxes_lock:
             _outboxes.add(self)
@@ -303,6 +307,11 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"<Outbox {self.channel} pending={self.pending}>"
+
+    @property
+    def route(self) -> tuple[str, str]:
+        """Where posts go: a key of the API (not showing it) and the channel."""
+        return self._route
 
     @property
     def pending(self) -> int:
@@ -456,7 +465,17 @@ class Outbox:
         """
         if self._expired() or holds_logging_lock():
             timeout = 0.0
-        return self._wait_delivered(timeout)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delivered = self._wait_delivered(timeout)
+        if self.cards is not None:
+            # The run's final state is part of what it delivers.
+            delivered &= flush_cards([self._route], deadline, posts_done=delivered)
+        return delivered
+
+    @property
+    def has_work(self) -> bool:
+        """Posts to deliver, or a live card that Slack does not show as it is."""
+        return bool(self.pending) or (self.cards is not None and self.cards.unsettled())
 
     def _wait_delivered(self, timeout: float) -> bool:
         self._ensure_sender()
@@ -791,7 +810,14 @@ class Outbox:
             if step.kind == "upload":
                 self._upload_once(message, step, parent)
             else:
-                posted = self._post_once(message, number, parent)
+                card = None
+                if (
+                    parent is None
+                    and key is not None
+                    and not self._threads.looking(key)
+                ):
+                    card = self._card_for_thread(message, key)
+                posted = self._post_once(message, number, parent, card)
                 # While a finder keeps looking for the thread, posts go to
                 # the channel and do not start a thread of their own.
                 if (
@@ -925,8 +951,28 @@ class Outbox:
                 step.maybe_sent_since = attempt_at
             raise
 
-    def _post_once(self, message: _Message, number: int, parent: str | None) -> Posted:
-        """Posts step ``number`` unless an earlier, unanswered attempt was stored."""
+    def _card_for_thread(
+        self, message: _Message, key: str
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        """The live card that the post starting run ``key``'s thread carries."""
+        cards = self.cards
+        if cards is None or not cards.has_card(key):
+            return None
+        blocks = cards.first_blocks(key, message.text)
+        return None if blocks is None else (key, blocks)
+
+    def _post_once(
+        self,
+        message: _Message,
+        number: int,
+        parent: str | None,
+        card: tuple[str, list[dict[str, Any]]] | None = None,
+    ) -> Posted:
+        """Posts step ``number`` unless an earlier, unanswered attempt was stored.
+
+        With ``card`` (a run's key and its card's blocks), the post starts
+        the run's thread as its live card (:mod:`ppe_slacklog.cards`).
+        """
         assert message.steps is not None
         step = message.steps[number]
         message_id = f"{message.id}-{number}"
@@ -937,6 +983,8 @@ class Outbox:
             ),
         )
         if isinstance(found, Posted):
+            if card is not None and self.cards is not None:
+                self.cards.posted(card[0], found)
             return found
         self._pace(message)
         attempt_at = time.time()
@@ -947,13 +995,20 @@ class Outbox:
                 thread_ts=parent,
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
+                blocks=None if card is None else card[1],
             )
             self._slow = time.time() - attempt_at >= self._turn
-            return posted
         except SlackDeliveryError as exc:
             if exc.ambiguous and step.maybe_sent_since is None:
                 step.maybe_sent_since = attempt_at
+            if card is not None and self.cards is not None and exc.code in BAD_BLOCKS:
+                # The card must never cost the run its thread: post without it.
+                self.cards.refused(card[0], exc)
+                return self._post_once(message, number, parent)
             raise
+        if card is not None and self.cards is not None:
+            self.cards.posted(card[0], posted)
+        return posted
 
     def _report_drops(self) -> None:
         with self._cond:
@@ -988,7 +1043,7 @@ def drain_outboxes(outboxes: list[Outbox], *, at_exit: bool = False) -> bool:
     Returns:
         ``True`` when every outbox delivered everything.
     """
-    bound = max((o.flush_timeout for o in outboxes if o.pending), default=0.0)
+    bound = max((o.flush_timeout for o in outboxes if o.has_work), default=0.0)
     deadline = time.monotonic() + bound
     delivered = True
     for outbox in outboxes:

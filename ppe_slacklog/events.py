@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_LOGGER",
     "EVENT_KINDS",
     "EXTRA_ATTR",
+    "PROGRESS_ATTR",
     "EventKind",
     "EventSummary",
     "ManagerSnapshot",
@@ -65,6 +66,9 @@ _TEXT_MARKERS: Final = "ppe_text_markers"
 # The user's line that made the extension (a _callsite.CallSite): template
 # and delivery warnings point there, whichever thread renders.
 SITE_ATTR: Final = "ppe_site"
+#: On start records of the extension: a function telling where the live
+#: manager is now (a ``cardstate.Progress``), for a live card between events.
+PROGRESS_ATTR: Final = "ppe_progress"
 #: Fields added by a :class:`~ppe_slacklog.ProcessorFilter` (a dict).
 EXTRA_ATTR: Final = "ppe_extra"
 

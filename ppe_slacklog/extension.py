@@ -18,7 +18,7 @@ import time
 import types
 import uuid
 import weakref
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from pytorch_pfn_extras.training import extension
@@ -26,10 +26,18 @@ from pytorch_pfn_extras.training._trigger_util import get_trigger
 
 from . import _callsite, _interrupts
 from ._distributed import Job, current_job
+from ._progress import progress_probe
 from ._safetext import describe, discard_shown_since, shown, warn_unprintable
 from ._secret import Secret
+from .cardstate import (
+    DEFAULT_CARD_INTERVAL,
+    DEFAULT_CHART_INTERVAL,
+    CardOptions,
+    Progress,
+)
 from .events import (
     DEFAULT_LOGGER,
+    PROGRESS_ATTR,
     EventKind,
     EventSummary,
     ManagerSnapshot,
@@ -341,6 +349,10 @@ class Slack(extension.Extension):
         stopped_msg: Template = "{default}",
         broadcast: Iterable[str] = DEFAULT_BROADCAST,
         ranks: Collection[int] | None = (0,),
+        card: bool = True,
+        card_metrics: Sequence[str] | Mapping[str, str] | None = None,
+        card_interval: float = DEFAULT_CARD_INTERVAL,
+        chart_interval: float | None = DEFAULT_CHART_INTERVAL,
     ) -> None:
         super().__init__()
         #: The user's line that made this extension: its warnings point there.
@@ -355,6 +367,11 @@ class Slack(extension.Extension):
             "stopped": stopped_msg,
         }
         self._broadcast = tuple(broadcast)
+        # Checked now: a bad interval is the user's error at this line.
+        CardOptions.of(card_metrics, card_interval, chart_interval)
+        self._card = (card, card_metrics, card_interval, chart_interval)
+        # Where the live manager is, for the card between events (initialize).
+        self._probe: Callable[[], Progress | None] | None = None
         self._ranks = None if ranks is None else frozenset(ranks)
         self._ordinal = next(_ordinals)
         self._job = Job()
@@ -407,6 +424,10 @@ class Slack(extension.Extension):
             base_url=self._base_url,
             thread=self._thread,
             broadcast=self._broadcast,
+            card=self._card[0],
+            card_metrics=self._card[1],
+            card_interval=self._card[2],
+            chart_interval=self._card[3],
         )
 
     def __repr__(self) -> str:
@@ -709,6 +730,9 @@ class Slack(extension.Extension):
                             0,
                             time.time(),
                         ),
+                        snapshot,
+                        run,
+                        self._probe if kind == "start" else None,
                     )
                     return
             record = self._make_record(
@@ -773,6 +797,8 @@ class Slack(extension.Extension):
             site=self._site,
             into=record.__dict__,
         )
+        if kind == "start" and self._probe is not None:
+            record.__dict__[PROGRESS_ATTR] = self._probe
         return record
 
     def _only_own_handler(self, level: int) -> SlackHandler | None:
@@ -950,6 +976,7 @@ class Slack(extension.Extension):
                 handler.start()
         self._posts_triggers = self._posts("trigger")
         self._start_iteration = _iteration_of(manager)
+        self._probe = progress_probe(manager)
         if self._job.rank == 0:
             start = (self._run_facts or RunFacts())._replace(
                 resumed=True if resuming else None

@@ -14,14 +14,22 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, NoReturn, SupportsIndex
 
 from slack_sdk import WebClient
 
 from . import _callsite, _forkpipe, _safetext
 from ._diagnostics import DIAGNOSTICS_LOGGER, Once, quiet
+from ._safetext import describe
 from .capping import cap_text, record_limit
+from .cards import CardLink
+from .cardstate import (
+    DEFAULT_CARD_INTERVAL,
+    DEFAULT_CHART_INTERVAL,
+    CardOptions,
+    Progress,
+)
 from .chunking import DEFAULT_MAX_CHARS, check_max_chars
 from .delivery import (
     DeliveryApi,
@@ -30,7 +38,16 @@ from .delivery import (
     holds_logging_lock,
     live_outboxes,
 )
-from .events import EVENT_KINDS, SITE_ATTR, EventKind, TrainingEvent, event_of
+from .events import (
+    EVENT_KINDS,
+    PROGRESS_ATTR,
+    SITE_ATTR,
+    EventKind,
+    ManagerSnapshot,
+    RunFacts,
+    TrainingEvent,
+    event_of,
+)
 from .formatter import UNSET, SlackFormatter, _Unset, record_level
 from .pacing import DEFAULT_BURST, DEFAULT_RATE
 from .queueing import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, Post
@@ -152,6 +169,10 @@ class SlackHandler(logging.Handler):
         rate_limit: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
         request_timeout: float | None = None,
+        card: bool = True,
+        card_metrics: Sequence[str] | Mapping[str, str] | None = None,
+        card_interval: float = DEFAULT_CARD_INTERVAL,
+        chart_interval: float | None = DEFAULT_CHART_INTERVAL,
     ) -> None:
         super().__init__(level)
         # The user's line that made this handler (its SlackHandler(...) or
@@ -210,6 +231,17 @@ class SlackHandler(logging.Handler):
             site=self._site,
         )
         self._once = Once(self._site)
+        card_options = CardOptions.of(card_metrics, card_interval, chart_interval)
+        #: The live cards of the runs this handler posts (``None``: no cards).
+        self._cards: CardLink | None = None
+        if card and thread and isinstance(api, SlackApi):
+            # Incoming webhooks cannot edit a message: they post no card.
+            self._cards = CardLink(
+                api, channel, self._outbox.route[0], card_options, self._once
+            )
+            self._outbox.cards = self._cards
+            outbox = self._outbox
+            self._cards.posts_pending = lambda: outbox.pending
         _live.add(self)
         # Half the queue's byte bound: one file must never crowd out the rest.
         self._max_file_bytes = max_queue_bytes // 2
@@ -316,6 +348,8 @@ class SlackHandler(logging.Handler):
         """
         event = event_of(record)
         formatter = self.formatter
+        if event is not None and self._cards is not None and event.run_id:
+            self._feed_card(event, record)
         if (
             event is not None
             and not event.filenames
@@ -342,13 +376,21 @@ class SlackHandler(logging.Handler):
         level: int,
         run_id: str,
         make_record: Callable[[], logging.LogRecord],
+        snapshot: ManagerSnapshot | None = None,
+        run: RunFacts | None = None,
+        probe: Callable[[], Progress | None] | None = None,
     ) -> None:
         """Queues a training event whose record is made by the sender.
 
         For an extension's own handler when nothing else would see the record
         (see ``Slack._sole_handler``): ``make_record`` builds it, from the
-        snapshot of the event, when the post leaves the queue.
+        snapshot of the event, when the post leaves the queue. ``snapshot``,
+        ``run`` and ``probe`` feed the run's live card now.
         """
+        cards = self._cards
+        if cards is not None and snapshot is not None and run_id:
+            note = run.reason if run is not None and kind != "start" else None
+            cards.feed(kind, run_id, snapshot, run, note=note, probe=probe)
         self._outbox.submit(
             self._deferred_post(
                 kind, level, run_id, functools.partial(self._render_made, make_record)
@@ -372,6 +414,33 @@ class SlackHandler(logging.Handler):
             0.0,
             render,
         )
+
+    def _feed_card(self, event: TrainingEvent, record: logging.LogRecord) -> None:
+        """Gives the event to the run's live card (training thread: cheap)."""
+        assert self._cards is not None
+        note = None
+        if event.kind == "error" and event.error is not None:
+            note = "❌ " + escape(_cut(describe(event.error), _NOTE_MAX))
+        elif event.run is not None and event.run.reason and event.kind != "start":
+            note = escape(_cut(event.run.reason, _NOTE_MAX))
+        if note is not None and event.run is not None and event.run.distributed:
+            note += f" ({escape(event.run.where())})"
+        probe = record.__dict__.get(PROGRESS_ATTR) if event.kind == "start" else None
+        self._cards.feed(
+            event.kind, event.run_id, event.manager, event.run, note=note, probe=probe
+        )
+
+    @property
+    def card_updates(self) -> tuple[int, int]:
+        """``chat.update`` calls of this handler's cards: (done, answered 429).
+
+        Example:
+            >>> handler.card_updates  # doctest: +SKIP
+            (12, 0)
+        """
+        if self._cards is None:
+            return (0, 0)
+        return (self._cards.updates, self._cards.rate_limited)
 
     def _render_made(self, make_record: Callable[[], logging.LogRecord]) -> str:
         record = make_record()
@@ -617,6 +686,13 @@ class SlackHandler(logging.Handler):
 
 _live: weakref.WeakSet[SlackHandler] = weakref.WeakSet()
 
+# The longest error or reason a card shows (the thread has the whole text).
+_NOTE_MAX: Final = 300
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def _called_by_logging_shutdown() -> bool:
     # logging.shutdown() flushes and closes handlers one after the other;
@@ -636,7 +712,7 @@ def _outboxes_with_work() -> list[Outbox]:
         # exits just before the parent does would lose them (no outbox would
         # have anything pending yet).
         _forkpipe.settle(time.monotonic() + max(o.flush_timeout for o in outboxes))
-    return [o for o in outboxes if o.pending]
+    return [o for o in outboxes if o.has_work]
 
 
 def drain_all(handlers: Iterable[logging.Handler], *, at_exit: bool = False) -> bool:

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, ClassVar, Final
@@ -88,6 +88,11 @@ _FIXES: Final[dict[str, str]] = {
     "thread_not_found": "the thread to reply to no longer exists in {channel}",
     "restricted_action": "the workspace does not allow the bot to post in {channel}",
     "method_deprecated": "this Slack API method was retired",
+    "invalid_blocks": "Slack refused the message's Block Kit blocks",
+    "msg_blocks_too_long": "the message's blocks are longer than Slack accepts",
+    "message_not_found": "the message to edit no longer exists in {channel}",
+    "cant_update_message": "the bot cannot edit that message in {channel}",
+    "edit_window_closed": "the workspace no longer allows editing that message",
 }
 
 
@@ -327,13 +332,18 @@ class SlackApi:
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         message_id: str | None = None,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
     ) -> Posted:
         """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``.
 
         ``message_id`` travels as message metadata so that :meth:`find_posted`
         can tell later whether Slack stored a post whose answer was lost.
+        With ``blocks`` (Block Kit, a live card), ``text`` is the fallback
+        that notifications show.
         """
         kwargs: dict[str, Any] = {"channel": channel, "text": text}
+        if blocks is not None:
+            kwargs["blocks"] = list(blocks)
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
             if reply_broadcast:
@@ -348,6 +358,42 @@ class SlackApi:
         if _CHANNEL_ID.match(channel_id):
             self._channel_ids[channel] = channel_id
         return Posted(channel_id=channel_id, ts=str(response.get("ts")))
+
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Posted:
+        """Replaces message ``ts`` with ``text`` and ``blocks`` (``chat.update``).
+
+        Slack wants the channel's ID here; a name is looked up once.
+        """
+        kwargs: dict[str, Any] = {
+            "channel": self.channel_id(channel),
+            "ts": ts,
+            "text": text,
+        }
+        if blocks is not None:
+            kwargs["blocks"] = list(blocks)
+        response = self._call(channel, self._client.chat_update, **kwargs)
+        return Posted(
+            channel_id=str(response.get("channel") or kwargs["channel"]),
+            ts=str(response.get("ts") or ts),
+        )
+
+    def delete_file(self, channel: str, file_id: str) -> None:
+        """Deletes an uploaded file (``files.delete``): a chart that was replaced."""
+        self._call(channel, self._client.files_delete, file=file_id)
+
+    def sibling(self) -> SlackApi:
+        """Another transport on the same client, with counters of its own.
+
+        For a second thread (the live cards'): the counters have one writer each.
+        """
+        return SlackApi(self._client)
 
     def find_posted(
         self, channel: str, message_id: str, *, thread_ts: str | None, oldest: float

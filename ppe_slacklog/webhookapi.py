@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
@@ -240,6 +240,7 @@ class WebhookApi:
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         message_id: str | None = None,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
     ) -> Posted:
         """Posts ``text`` as a top-level message of the webhook's channel.
 
@@ -250,6 +251,7 @@ class WebhookApi:
             thread_ts: Ignored: webhooks cannot thread (``can_thread``).
             reply_broadcast: Ignored.
             message_id: Ignored: webhook messages carry no metadata.
+            blocks: Ignored: webhooks post no live card.
 
         Returns:
             ``Posted("", "")``: a webhook does not say where the message went.

@@ -1,0 +1,87 @@
+"""Where a live manager is, read from another thread: the live card's probe.
+
+The card thread asks between events (every ``card_interval``), so that a run
+with hour-long epochs still shows it advances. Reading a few attributes of
+the manager is all it does: no lock, no work on the training thread, and a
+weak reference, so the probe never keeps a finished manager alive.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .cardstate import Progress
+
+__all__ = ["progress_probe", "stop_limits"]
+
+
+def stop_limits(
+    manager: Any, iteration: int, epoch_detail: float
+) -> tuple[int | None, int | None]:
+    """Iterations and epochs of the whole run, from the manager's stop trigger.
+
+    Returns:
+        ``(max_iterations, max_epochs)``; either is ``None`` when unknown
+        (a trigger of another kind, or the epoch length not known yet).
+
+    Example:
+        >>> class Trigger:
+        ...     period, unit = 5, "epoch"
+        >>> class Manager:
+        ...     _stop_trigger, max_epochs = Trigger(), 5
+        >>> stop_limits(Manager(), 30, 3.0)
+        (50, 5)
+    """
+    per_epoch = iteration / epoch_detail if epoch_detail > 0 else None
+    trigger = getattr(manager, "_stop_trigger", None)
+    period = getattr(trigger, "period", None)
+    unit = getattr(trigger, "unit", None)
+    if isinstance(period, (int, float)) and period > 0:
+        if unit == "epoch":
+            return (
+                None if per_epoch is None else round(period * per_epoch),
+                math.ceil(period),
+            )
+        if unit == "iteration":
+            epochs = None if per_epoch is None else math.ceil(period / per_epoch)
+            return int(period), epochs
+    max_epochs = getattr(manager, "max_epochs", None)
+    if isinstance(max_epochs, int) and max_epochs > 0:
+        return (
+            None if per_epoch is None else round(max_epochs * per_epoch),
+            max_epochs,
+        )
+    return None, None
+
+
+def progress_probe(manager: Any) -> Callable[[], Progress | None] | None:
+    """A function that tells where ``manager`` is now (``None``: cannot be told).
+
+    Example:
+        >>> class Manager:
+        ...     iteration, epoch_detail, elapsed_time, max_epochs = 20, 2.0, 4.0, 4
+        >>> manager = Manager()  # the probe holds it weakly
+        >>> progress_probe(manager)()  # doctest: +NORMALIZE_WHITESPACE
+        Progress(iteration=20, epoch_detail=2.0, elapsed=4.0,
+                 max_iterations=40, max_epochs=4)
+    """
+    try:
+        ref = weakref.ref(manager)
+    except TypeError:  # a manager that cannot be referred to weakly
+        return None
+
+    def probe() -> Progress | None:
+        live = ref()
+        if live is None:
+            return None
+        iteration = int(live.iteration)
+        detail = float(live.epoch_detail)
+        max_iterations, max_epochs = stop_limits(live, iteration, detail)
+        return Progress(
+            iteration, detail, float(live.elapsed_time), max_iterations, max_epochs
+        )
+
+    return probe
