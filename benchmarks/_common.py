@@ -102,6 +102,24 @@ class RemoteEmulator:
         """``(method, HTTP status)`` of every call the emulator answered."""
         return [(str(m), int(s)) for m, s in self._call("calls")]
 
+    def call_log(self) -> list[tuple[str, int, float]]:
+        """``(method, HTTP status, arrival time.time())`` of every call answered."""
+        return [(str(m), int(s), float(t)) for m, s, t in self._call("call_log")]
+
+    def card_headers(self, channel: str = CHANNEL) -> list[str]:
+        """Header texts of the channel's Block Kit messages (live cards), in order.
+
+        Read from the messages as Slack stores them now, i.e. after the last
+        ``chat.update``.
+        """
+        result: list[str] = self._call("card_headers", channel)
+        return result
+
+    def render(self, channel: str = CHANNEL) -> str:
+        """The channel as a person reads it (``SlackEmulator.render``)."""
+        result: str = self._call("render", channel)
+        return result
+
     def count_status(self, status: int) -> int:
         """How many calls were answered with ``status``."""
         return sum(1 for _, s in self.statuses() if s == status)
@@ -159,6 +177,17 @@ def _serve_emulator() -> None:
                     result = [m.text for m in emu.messages(args[0])]
                 elif op == "calls":
                     result = [[c.method, c.status] for c in emu.calls]
+                elif op == "call_log":
+                    result = [[c.method, c.status, c.time] for c in emu.calls]
+                elif op == "card_headers":
+                    result = [
+                        str(b["text"]["text"])
+                        for m in emu.messages(args[0])
+                        for b in (m.blocks or ())
+                        if b.get("type") == "header"
+                    ]
+                elif op == "render":
+                    result = emu.render(args[0])
                 else:
                     raise ValueError(f"unknown op {op!r}")
                 reply: dict[str, Any] = {"result": result}

@@ -12,9 +12,15 @@ exactly the calls measured:
   ``QueueHandler`` (what any logging-based design pays at least);
 * ppe_slacklog: ``ppe_slacklog.Slack(msg="it {manager.iteration} loss
   {loss:.3f}")`` called with a real ``ExtensionsManager``, as a drop-in
-  (its own SlackHandler). Its sender is parked in one HTTP call (the
-  emulator, in a child process that callgrind does not follow, answers
-  after an hour), so only the training thread's work is counted.
+  (its own SlackHandler), once with ``card=False`` and once with the live
+  card (the default). Its sender is parked in one HTTP call (the emulator,
+  in a child process that callgrind does not follow, answers after an
+  hour), so it does no work while the calls are counted.
+
+Callgrind counts each thread apart (``--separate-threads=yes``): the rows
+compare the training thread's instructions; the card thread, which folds
+the events into the card's state about once a second, shows in the
+"all threads" row.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from _common import RemoteEmulator, Row, parser, print_setup, print_table, verdi
 
 MSG = "it {manager.iteration} loss {loss:.3f}"
 WARM_UP = 100
+SIDES = ("floor", "card-off", "card-on")
+#: Instructions per call with the card on may be at most this × card off.
+CARD_TARGET = 1.10
 
 
 def _target(side: str, calls: int) -> None:
@@ -70,6 +79,7 @@ def _target(side: str, calls: int) -> None:
             msg=MSG,
             token=emulator.token,
             base_url=emulator.base_url,
+            card=side == "card-on",
         )
         ext.initialize(manager)
         time.sleep(2.0)  # the start message parks the sender in its HTTP call
@@ -94,14 +104,26 @@ def _target(side: str, calls: int) -> None:
     os._exit(0)  # no exit flush: the parked sender would wait for it
 
 
-def _measure(side: str, calls: int, workdir: str) -> int:
-    """Instructions executed by ``calls`` calls of ``side``."""
+def _total(path: str) -> int:
+    """The instructions one callgrind output file counted."""
+    summary = subprocess.run(
+        ["callgrind_annotate", path], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", summary)
+    if match is None:
+        raise RuntimeError(f"{path}: no total in callgrind's output")
+    return int(match.group(1).replace(",", ""))
+
+
+def _measure(side: str, calls: int, workdir: str) -> tuple[int, int]:
+    """Instructions executed by ``calls`` calls of ``side``: (main thread, all)."""
     out = os.path.join(workdir, f"{side}.callgrind")
     proc = subprocess.Popen(
         [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
+            "--separate-threads=yes",
             f"--callgrind-out-file={out}",
             sys.executable,
             os.path.abspath(__file__),
@@ -139,13 +161,17 @@ def _measure(side: str, calls: int, workdir: str) -> int:
     proc.stdin.write("end\n")
     proc.stdin.flush()
     proc.wait(timeout=120)
-    summary = subprocess.run(
-        ["callgrind_annotate", out], capture_output=True, text=True, check=True
-    ).stdout
-    match = re.search(r"([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", summary)
-    if match is None:
-        raise RuntimeError(f"{side}: no total in callgrind's output")
-    return int(match.group(1).replace(",", ""))
+    # One file per thread: "<out>-01" is the main (training) thread.
+    parts = sorted(
+        os.path.join(workdir, name)
+        for name in os.listdir(workdir)
+        if name.startswith(f"{side}.callgrind-")
+    )
+    totals = {path: _total(path) for path in parts if os.path.getsize(path) > 0}
+    main_thread = totals.get(f"{out}-01")
+    if main_thread is None:
+        raise RuntimeError(f"{side}: callgrind wrote no file for the main thread")
+    return main_thread, sum(totals.values())
 
 
 def main() -> None:
@@ -163,27 +189,53 @@ def main() -> None:
         {
             "floor": "logger.info through a QueueHandler (stdlib)",
             "ppe_slacklog": f'Slack(msg="{MSG}"), its own SlackHandler, sender '
-            "parked in an HTTP call",
+            "parked in an HTTP call; card=False, then the live card (default)",
+            "threads": "counted apart; the training thread is compared",
             "calls": f"{args.calls} measured after {WARM_UP} warm-up calls",
         },
     )
+    counts: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as workdir:
-        floor = _measure("floor", args.calls, workdir) / args.calls
-        ours = _measure("ppe_slacklog", args.calls, workdir) / args.calls
-    ratio = ours / floor
+        for side in SIDES:
+            main_thread, everything = _measure(side, args.calls, workdir)
+            counts[side] = (main_thread / args.calls, everything / args.calls)
+    floor, off, on = (counts[side][0] for side in SIDES)
+    ratio = on / floor
+    card_ratio = on / off
+
+    def count(value: float) -> str:
+        return f"{value:,.0f}"
+
     print_table(
-        "Results (ratio = ppe_slacklog / floor)",
+        "Results (ratio = card on / floor, or card on / card off where said)",
         [
             Row(
-                "instructions per trigger call",
-                f"{floor:,.0f}",
-                f"{ours:,.0f}",
+                "instructions per trigger call, training thread",
+                count(floor),
+                count(on),
                 f"{ratio:.2f}× floor",
                 "≤ 1× floor",
                 verdict(ratio <= 1.0),
-            )
+                middle=count(off),
+            ),
+            Row(
+                "  card on vs card off",
+                "",
+                "",
+                f"{card_ratio:.2f}× card off",
+                f"≤ {CARD_TARGET:.2f}× card off",
+                verdict(card_ratio <= CARD_TARGET),
+            ),
+            Row(
+                "instructions per trigger call, all threads (card thread too)",
+                *(count(counts[side][1]) for side in ("floor", "card-on")),
+                f"{counts['card-on'][1] / counts['card-off'][1]:.2f}× card off",
+                middle=count(counts["card-off"][1]),
+            ),
         ],
         base_name="floor",
+        middle_name="card=False",
+        ours_name="ppe_slacklog (card on)",
     )
 
 

@@ -23,8 +23,8 @@ import logging
 import logging.handlers
 import queue
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from _common import (
     RemoteEmulator,
@@ -51,6 +51,10 @@ MSG = "it {manager.iteration} loss {loss:.3f}"
 TARGET_US = 50.0
 TARGET_RATIO = 1000.0
 FLOOR = "floor"
+CARD_OFF = "card=False"
+CARD_ON = "ppe_slacklog"
+#: Per-event cost with the card on may be at most this × the cost with it off.
+CARD_TARGET = 1.10
 
 
 @dataclass
@@ -66,6 +70,10 @@ class Side:
     in_call_ns: float
     in_call_cpu_ns: float
     background_ns: float
+    #: The extension's ``initialize`` (start event, handler set-up), median.
+    initialize_ns: float
+    #: Like ``mean_ns``, with ``initialize`` left out: per trigger call.
+    mean_after_start_ns: float
 
 
 class EmptyExtension(Extension):
@@ -113,9 +121,12 @@ class TimedCalls(Extension):
         self.call_ns: list[int] = []
         self.call_cpu_ns: list[int] = []
         self.background_s = 0.0
+        self.initialize_ns = 0
 
     def initialize(self, manager: object) -> None:
+        t0 = time.perf_counter_ns()
         self.inner.initialize(manager)  # type: ignore[arg-type]
+        self.initialize_ns = time.perf_counter_ns() - t0
         self.background_s = -background_cpu_s()
 
     def finalize(self, manager: object) -> None:
@@ -138,62 +149,100 @@ def expected_lines(run: Run) -> list[str]:
     return [f"it {i + 1} loss {loss:.3f}" for i, loss in enumerate(run.losses)]
 
 
-def measure(name: str, iterations: int, repeats: int, latency: float) -> Side:
-    """Times ``repeats`` loops with the extension, each between two bare loops."""
-    means: list[float] = []
-    medians: list[float] = []
-    finalizes: list[float] = []
-    vs_empty: list[float] = []
-    in_call: list[float] = []
-    in_call_cpu: list[float] = []
-    background: list[float] = []
-    delivered = ""
+@dataclass
+class _Figures:
+    """One run's figures of one implementation, gathered over the repeats."""
+
+    means: list[float] = field(default_factory=list)
+    medians: list[float] = field(default_factory=list)
+    finalizes: list[float] = field(default_factory=list)
+    vs_empty: list[float] = field(default_factory=list)
+    in_call: list[float] = field(default_factory=list)
+    in_call_cpu: list[float] = field(default_factory=list)
+    background: list[float] = field(default_factory=list)
+    initialize: list[float] = field(default_factory=list)
+    after_start: list[float] = field(default_factory=list)
+    delivered: str = ""
+
+    def side(self, events: int) -> Side:
+        return Side(
+            median(self.means),
+            median(self.medians),
+            median(self.finalizes),
+            events,
+            self.delivered,
+            median(self.vs_empty),
+            median(self.in_call),
+            median(self.in_call_cpu),
+            median(self.background),
+            median(self.initialize),
+            median(self.after_start),
+        )
+
+
+def _extension(name: str, emu: RemoteEmulator) -> Extension:
+    if name == FLOOR:
+        return FloorExtension()
+    if name == "ppe":
+        return ppe_slack(emu, msg=MSG)
+    if name == CARD_OFF:
+        return slacklog_slack(emu, msg=MSG, card=False)
+    return slacklog_slack(emu, msg=MSG)  # the default: card on
+
+
+def _one_run(
+    name: str, iterations: int, latency: float, figures: _Figures, label: str
+) -> None:
+    """Times one loop with the extension between two bare loops (and two empty)."""
     events = iterations + 1  # the start message, then one per iteration
+    with RemoteEmulator() as emu, progress(label):
+        emu.set_latency(latency)
+        before = train(iterations)
+        empty_before = train(iterations, [(EmptyExtension(), (1, "iteration"))])
+        timed = TimedCalls(_extension(name, emu))
+        run = train(iterations, [(timed, (1, "iteration"))])
+        empty_after = train(iterations, [(EmptyExtension(), (1, "iteration"))])
+        after = train(iterations)
+        bare_ns = (before.loop_ns + after.loop_ns) / 2
+        figures.means.append((run.loop_ns - bare_ns) / events)
+        figures.initialize.append(timed.initialize_ns)
+        figures.after_start.append(
+            (run.loop_ns - timed.initialize_ns - bare_ns) / iterations
+        )
+        empty_ns = (empty_before.loop_ns + empty_after.loop_ns) / 2
+        figures.vs_empty.append((run.loop_ns - empty_ns) / events)
+        figures.in_call.append(median(timed.call_ns))
+        figures.in_call_cpu.append(median(timed.call_cpu_ns))
+        bare_median = median(before.iteration_ns + after.iteration_ns)
+        figures.medians.append(median(run.iteration_ns) - bare_median)
+        figures.finalizes.append(run.finalize_ns)
+        figures.background.append(timed.background_s * 1e9 / events)
+        if name != FLOOR:
+            texts = emu.texts()
+            delivery = check_delivery(texts, expected_lines(run))
+            finished = any("Training finished" in text for text in texts)
+            figures.delivered = delivery.describe() + (
+                ", end message there" if finished else ", NO end message"
+            )
+            if run.warnings:
+                figures.delivered += f", {run.warnings} warning(s)"
+
+
+def measure(
+    names: Sequence[str], iterations: int, repeats: int, latency: float
+) -> dict[str, Side]:
+    """Times ``repeats`` runs of each of ``names``, interleaved.
+
+    With several names, the runs alternate (A B, then B A, ...), so that a
+    change of the machine's load over the minutes weighs on both alike.
+    """
+    figures = {name: _Figures() for name in names}
     for r in range(repeats):
-        with RemoteEmulator() as emu, progress(f"{name}: run {r + 1}/{repeats}"):
-            emu.set_latency(latency)
-            before = train(iterations)
-            empty_before = train(iterations, [(EmptyExtension(), (1, "iteration"))])
-            if name == FLOOR:
-                ext: Extension = FloorExtension()
-            elif name == "ppe":
-                ext = ppe_slack(emu, msg=MSG)
-            else:
-                ext = slacklog_slack(emu, msg=MSG)
-            timed = TimedCalls(ext)
-            run = train(iterations, [(timed, (1, "iteration"))])
-            empty_after = train(iterations, [(EmptyExtension(), (1, "iteration"))])
-            after = train(iterations)
-            bare_ns = (before.loop_ns + after.loop_ns) / 2
-            means.append((run.loop_ns - bare_ns) / events)
-            empty_ns = (empty_before.loop_ns + empty_after.loop_ns) / 2
-            vs_empty.append((run.loop_ns - empty_ns) / events)
-            in_call.append(median(timed.call_ns))
-            in_call_cpu.append(median(timed.call_cpu_ns))
-            bare_median = median(before.iteration_ns + after.iteration_ns)
-            medians.append(median(run.iteration_ns) - bare_median)
-            finalizes.append(run.finalize_ns)
-            background.append(timed.background_s * 1e9 / events)
-            if name != FLOOR:
-                texts = emu.texts()
-                delivery = check_delivery(texts, expected_lines(run))
-                finished = any("Training finished" in text for text in texts)
-                delivered = delivery.describe() + (
-                    ", end message there" if finished else ", NO end message"
-                )
-                if run.warnings:
-                    delivered += f", {run.warnings} warning(s)"
-    return Side(
-        median(means),
-        median(medians),
-        median(finalizes),
-        events,
-        delivered,
-        median(vs_empty),
-        median(in_call),
-        median(in_call_cpu),
-        median(background),
-    )
+        order = list(names) if r % 2 == 0 else list(reversed(names))
+        for name in order:
+            label = f"{name}: run {r + 1}/{repeats}"
+            _one_run(name, iterations, latency, figures[name], label)
+    return {name: f.side(iterations + 1) for name, f in figures.items()}
 
 
 def main() -> None:
@@ -216,7 +265,8 @@ def main() -> None:
             "in a child process",
             "ppe": f"{args.ppe_events} iterations (+ start event), 1 run",
             "ppe_slacklog": f"{args.events} iterations (+ start event), "
-            f"{args.repeats} run(s), drop-in (its own SlackHandler)",
+            f"{args.repeats} run(s), drop-in (its own SlackHandler), with the "
+            "live card (the default) and with card=False, runs alternating",
             "overhead": "(loop with extension - bare loop) / events; the bare "
             "loop runs before and after",
             "median row": "median iteration with extension - median bare iteration",
@@ -233,9 +283,10 @@ def main() -> None:
         },
     )
     train(100)  # warm-up: first torch calls, allocator
-    ppe = measure("ppe", args.ppe_events, 1, args.latency)
-    floor = measure(FLOOR, args.events, args.repeats, args.latency)
-    ours = measure("ppe_slacklog", args.events, args.repeats, args.latency)
+    ppe = measure(["ppe"], args.ppe_events, 1, args.latency)["ppe"]
+    floor = measure([FLOOR], args.events, args.repeats, args.latency)[FLOOR]
+    both = measure([CARD_OFF, CARD_ON], args.events, args.repeats, args.latency)
+    off, ours = both[CARD_OFF], both[CARD_ON]
     ratio = ppe.mean_ns / ours.mean_ns if ours.mean_ns > 0 else float("inf")
     ok_abs = ours.mean_ns <= TARGET_US * 1000
     ok_ratio = ratio >= TARGET_RATIO
@@ -288,6 +339,59 @@ def main() -> None:
             row("trigger texts in Slack after", lambda side: side.delivered or "-"),
         ],
         middle_name=FLOOR,
+    )
+    print_card_table(off, ours)
+
+
+def print_card_table(off: Side, on: Side) -> None:
+    """The live card's cost: the same drop-in with ``card=False`` and with the card."""
+
+    def row(label: str, ns: Callable[[Side], float], target: bool = True) -> Row:
+        a, b = ns(off), ns(on)
+        ratio = b / a if a > 0 else float("inf")
+        return Row(
+            label,
+            ns_to_us(a),
+            ns_to_us(b),
+            f"{ratio:.2f}×",
+            f"≤ {CARD_TARGET:.2f}×" if target else "",
+            verdict(ratio <= CARD_TARGET) if target else "",
+        )
+
+    print_table(
+        "Live card: per-event cost on the training thread, card on vs card off "
+        "(ratio = card on / card off)",
+        [
+            row("overhead per event, mean", lambda side: side.mean_ns),
+            row(
+                "overhead per trigger, mean (initialize left out)",
+                lambda side: side.mean_after_start_ns,
+            ),
+            row("overhead per event, median", lambda side: side.median_ns),
+            row("time inside the trigger call, median", lambda side: side.in_call_ns),
+            row(
+                "training thread's CPU inside the trigger call, median",
+                lambda side: side.in_call_cpu_ns,
+            ),
+            row(
+                "background threads' CPU per event (sender, card thread)",
+                lambda side: side.background_ns,
+                target=False,
+            ),
+            Row(
+                "initialize (start event, handler set-up), apart",
+                seconds(off.initialize_ns / 1e9),
+                seconds(on.initialize_ns / 1e9),
+            ),
+            Row(
+                "finalize (end + flush), apart",
+                seconds(off.finalize_ns / 1e9),
+                seconds(on.finalize_ns / 1e9),
+            ),
+            Row("trigger texts in Slack after", off.delivered, on.delivered),
+        ],
+        base_name="card off",
+        ours_name="card on (default)",
     )
 
 

@@ -578,3 +578,15 @@ def test_render_marks_text_edits_only(emu: SlackEmulator) -> None:
     assert emu.render(CHANNEL) == "#experiment-progress\nsecond (edited)"
     client.chat_update(channel=CHANNEL_ID, ts=ts, text="t", blocks=[header("third")])
     assert emu.render(CHANNEL) == "#experiment-progress\nthird"
+
+
+def test_a_deleted_card_with_replies_reads_as_a_tombstone(emu: SlackEmulator) -> None:
+    client = emu.client()
+    ts = _post_card(emu)
+    client.chat_postMessage(channel=CHANNEL, text="epoch 1", thread_ts=ts)
+    emu.delete_message(CHANNEL, ts)
+    assert emu.render(CHANNEL) == (
+        "#experiment-progress\nThis message was deleted.\n  > epoch 1"
+    )
+    replies = client.conversations_replies(channel=CHANNEL_ID, ts=ts)["messages"]
+    assert replies[0]["subtype"] == "tombstone" and "blocks" not in replies[0]

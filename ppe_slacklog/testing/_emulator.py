@@ -640,8 +640,8 @@ class SlackEmulator:
         )
 
     def reset(self) -> None:
-        """Clear messages, orphans, files, pending uploads and shares, the call log
-        and all faults.
+        """Clear messages, orphans, files, pending uploads and shares, closed edit
+        windows, the call log and all faults.
 
         Faults include queued ``delay_after_accept`` answers and limits set
         with :meth:`rate_limit`; the constructor's rate limits (Slack's, by

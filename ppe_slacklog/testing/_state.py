@@ -277,6 +277,7 @@ class WorkspaceState:
                     files=(),
                     metadata=None,
                     deleted=True,
+                    blocks=None,
                 )
             else:
                 del self._messages[number]
