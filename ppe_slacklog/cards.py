@@ -104,7 +104,10 @@ class _Slot:
             return posts_done
         if card.waiting or card.shown != card.version:
             return False
-        return not (card.final and self._wants_chart() and not self.final_chart)
+        # Not knowing yet whether charts can be drawn counts as wanting one:
+        # the card thread finds out (flushing must not import matplotlib).
+        wants = self.card.options.chart and self.link._can_chart is not False
+        return not (card.final and wants and not self.final_chart)
 
     def done(self) -> bool:
         """The run ended and Slack shows its last state: nothing more to do."""
@@ -479,7 +482,9 @@ class CardLink:
         self.bucket: TokenBucket = bucket_for(
             api.base_url, "\0chat.update", _TIER3_RATE, _TIER3_BURST
         )
-        self.can_chart = options.chart and _charts_available()
+        # Whether matplotlib imports is asked on the card thread, when a
+        # chart is first due: the import takes most of a second.
+        self._can_chart: bool | None = None if options.chart else False
         #: Posts of the handler still to deliver (its outbox's ``pending``).
         self.posts_pending: Callable[[], int] = lambda: 0
         #: chat.update calls that succeeded, and those answered 429.
@@ -528,6 +533,13 @@ class CardLink:
         card.feed(kind, snapshot, run, note)
         if kind != "trigger":
             _desk.wake()  # start, resume and the final state go at once
+
+    @property
+    def can_chart(self) -> bool:
+        """Charts can be drawn (matplotlib is installed); asked lazily."""
+        if self._can_chart is None:
+            self._can_chart = _charts_available()
+        return self._can_chart
 
     def unsettled(self) -> bool:
         """Some card of this handler does not show its newest state in Slack yet."""

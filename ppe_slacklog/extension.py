@@ -476,8 +476,8 @@ class Slack(extension.Extension):
         Its settings and its run (id, saved threads), never its secret: the
         token (or webhook URL) is read again from ``SLACK_BOT_TOKEN`` (or
         ``SLACK_WEBHOOK_URL``) when the copy is loaded. What only lives in
-        this process (its own handler, the job's store, thread listeners)
-        is left out; the copy sets it up again when its training starts.
+        this process (its own handler, the job's store, thread listeners,
+        the live card's probe of the manager) is left out; the copy sets it up again when its training starts.
         """
         state = self.__dict__.copy()
         state.update(
@@ -486,6 +486,7 @@ class Slack(extension.Extension):
             _initialized=False,
             _held=None,
             _job=Job(),
+            _probe=None,
             _needed_secret=self._can_post(),
         )
         return state
