@@ -39,7 +39,7 @@ import ppe_slacklog  # noqa: E402
 
 project = "ppe_slacklog"
 author = "ppe_slacklog contributors"
-copyright = "ppe_slacklog contributors"  # noqa: A001 (Sphinx's name)
+copyright = "ppe_slacklog contributors"
 release = ppe_slacklog.__version__
 version = release
 

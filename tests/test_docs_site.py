@@ -48,7 +48,9 @@ def _section(text: str, heading: str) -> str:
     """The text under ``heading`` up to the next heading of the same level."""
     level = heading.split(" ", 1)[0]
     start = text.index(f"\n{heading}\n")
-    after = re.compile(rf"^{level} ", re.MULTILINE).search(text, start + len(heading) + 2)
+    after = re.compile(rf"^{level} ", re.MULTILINE).search(
+        text, start + len(heading) + 2
+    )
     return text[start : after.start() if after else len(text)]
 
 
@@ -136,9 +138,11 @@ def test_the_pytest_module_of_the_testing_page_passes(tmp_path: Path) -> None:
     (tmp_path / "test_notifications.py").write_text(block[1], encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + ["-p", "no:xdist", "-W", "error::ppe_slacklog.SlackDeliveryWarning"]
-        + ["test_notifications.py"],
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("-p", "no:xdist", "-W", "error::ppe_slacklog.SlackDeliveryWarning"),
+            "test_notifications.py",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
