@@ -19,9 +19,8 @@ copy would go stale silently. Without the mapping, references to outside
 objects (``logging.Handler``) render as code instead of links; the build is
 otherwise the same. With the variable set (a machine with internet, e.g. a
 docs host), the links are made. slack_sdk publishes its API reference with
-pdoc, which writes no inventory, so it is linked by URL (``extlinks``:
-``{slack-sdk}`WebClient <web/client.html>```) rather than through
-intersphinx.
+pdoc, which writes no inventory, so the pages link Slack's and slack_sdk's
+documentation by plain URL instead (which also works on GitHub).
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
-    "sphinx.ext.extlinks",
     "sphinx.ext.intersphinx",
 ]
 
@@ -73,10 +71,6 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 
 # -- Links to other projects -------------------------------------------------
-extlinks = {
-    "slack-sdk": ("https://docs.slack.dev/tools/python-slack-sdk/reference/%s", None),
-    "slack-method": ("https://docs.slack.dev/reference/methods/%s", "%s"),
-}
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 if os.environ.get("PPE_SLACKLOG_DOCS_INTERSPHINX") == "1":
     intersphinx_mapping = {
@@ -105,5 +99,23 @@ def _drop_namedtuple_boilerplate(
         lines.clear()
 
 
+def _public_bases(
+    app: object, name: str, obj: object, options: object, bases: list[type]
+) -> None:
+    # "Bases: _SafeProcessorFormatter" names a private helper a reader cannot
+    # look up; show the public classes it stands for (logging.Formatter).
+    public: list[type] = []
+    pending = list(bases)
+    while pending:
+        base = pending.pop(0)
+        if base.__name__.startswith("_") and base is not object:
+            pending[:0] = [b for b in base.__bases__ if b is not object]
+        elif base not in public:
+            public.append(base)
+    bases[:] = public
+
+
 def setup(app: object) -> None:
-    app.connect("autodoc-process-docstring", _drop_namedtuple_boilerplate)  # type: ignore[attr-defined]
+    connect = app.connect  # type: ignore[attr-defined]
+    connect("autodoc-process-docstring", _drop_namedtuple_boilerplate)
+    connect("autodoc-process-bases", _public_bases)
