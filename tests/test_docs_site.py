@@ -3,7 +3,8 @@
 The configuration reference (docs/configuration.md) must list every argument
 of the public constructors and every environment variable the library reads;
 the troubleshooting page every Slack error code the library explains; the
-Slack app manifest exactly the scopes its page explains. The pytest module
+Slack app manifest exactly the scopes its page explains; the API reference
+every public name. The pytest module
 shown on the testing page runs, with pytest, as written. (The site itself is
 built by ``sphinx-build -W`` in ``.ci/run``; the other python blocks of the
 pages run in tests/test_docs_snippets.py.)
@@ -151,3 +152,14 @@ def test_the_pytest_module_of_the_testing_page_passes(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout, done.stdout
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    from ppe_slacklog import testing
+
+    text = _page("api.md")
+    documented = set(re.findall(r"^\.\. \w+:: ([\w.]+)", text, re.MULTILINE))
+    documented |= set(re.findall(r"^\.\. py:\w+:: ([\w.]+)", text, re.MULTILINE))
+    public = {f"ppe_slacklog.{n}" for n in ppe_slacklog.__all__}
+    public |= {f"ppe_slacklog.testing.{n}" for n in testing.__all__}
+    assert sorted(public - documented) == []
