@@ -4,10 +4,10 @@ The configuration reference (docs/configuration.md) must list every argument
 of the public constructors and every environment variable the library reads;
 the troubleshooting page every Slack error code the library explains; the
 Slack app manifest exactly the scopes its page explains; the API reference
-every public name. The pytest module
-shown on the testing page runs, with pytest, as written. (The site itself is
-built by ``sphinx-build -W`` in ``.ci/run``; the other python blocks of the
-pages run in tests/test_docs_snippets.py.)
+every public name. The pytest module shown on the testing page runs, with
+pytest, as written. (The site itself is built by ``sphinx-build -W`` in
+``.ci/run``; the other python blocks of the pages run in
+tests/test_docs_snippets.py.)
 """
 
 from __future__ import annotations
