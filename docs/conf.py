@@ -53,6 +53,8 @@ extensions = [
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# Fences without a language (the ASCII diagrams) are text, not Python.
+highlight_language = "text"
 
 # GitHub-style anchors for headings (links such as
 # index.md#the-handler-ppe_slacklogslackhandler keep working on the site).
