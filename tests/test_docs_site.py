@@ -4,10 +4,10 @@ The configuration reference (docs/configuration.md) must list every argument
 of the public constructors and every environment variable the library reads;
 the troubleshooting page every Slack error code the library explains; the
 Slack app manifest exactly the scopes its page explains; the API reference
-every public name. The pytest module shown on the testing page runs, with
-pytest, as written. (The site itself is built by ``sphinx-build -W`` in
-``.ci/run``; the other python blocks of the pages run in
-tests/test_docs_snippets.py.)
+every public name; the performance page the README's benchmark table. The
+pytest module shown on the testing page runs, with pytest, as written. (The
+site itself is built by ``sphinx-build -W`` in ``.ci/run``; the other python
+blocks of the pages run in tests/test_docs_snippets.py.)
 """
 
 from __future__ import annotations
@@ -163,3 +163,12 @@ def test_the_api_reference_documents_every_public_name() -> None:
     public = {f"ppe_slacklog.{n}" for n in ppe_slacklog.__all__}
     public |= {f"ppe_slacklog.testing.{n}" for n in testing.__all__}
     assert sorted(public - documented) == []
+
+
+def test_the_performance_page_shows_the_readme_benchmark_table() -> None:
+    def table(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("| ")]
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    section = _section(readme, "## Performance")
+    assert table(section) and table(section) == table(_page("performance.md"))
