@@ -26,7 +26,7 @@ import pytest
 from conftest import make_manager, run_training
 
 from ppe_slacklog import Slack
-from ppe_slacklog.testing import SlackEmulator
+from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -330,3 +330,60 @@ def test_viewer_serves_uploaded_files_and_its_state(emu: SlackEmulator) -> None:
     assert 'data-channel="general"' in page  # the channel posted to last
     # The viewer is not part of Slack's API: the call log does not see it.
     assert [c.method for c in emu.calls if c.method.startswith("viewer")] == []
+
+
+# chat.update and stored blocks come with the emulator's live-card support.
+_HAS_CARDS = "blocks" in getattr(EmulatedMessage, "__dataclass_fields__", {})
+
+
+@needs_chromium
+@pytest.mark.skipif(
+    not _HAS_CARDS, reason="this emulator stores no blocks (needs chat.update)"
+)
+@pytest.mark.slack_emulator(rate_limits=False, share_delay=0)
+def test_viewer_shows_cards_and_edits(emu: SlackEmulator, browser: Browser) -> None:
+    client = emu.client()
+    client.files_upload_v2(
+        channel=emu.channel_id("general"), file=PNG, filename="chart.png"
+    )
+    emu.share_pending_files()
+    [chart] = emu.files
+
+    def card(epoch: int) -> list[dict[str, Any]]:
+        return [
+            {"type": "header", "text": {"type": "plain_text", "text": "Run <7>"}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Epoch {epoch}* of 10"},
+                "fields": [
+                    {"type": "mrkdwn", "text": "*loss*\n0.25"},
+                    {"type": "mrkdwn", "text": "*lr*\n`0.1`"},
+                ],
+            },
+            {"type": "divider"},
+            {
+                "type": "image",
+                "slack_file": {"id": chart.id},
+                "alt_text": "loss chart",
+            },
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": HOSTILE}]},
+            {"type": "markdown", "text": "**Notes** see [docs](https://x.org)"},
+        ]
+
+    ts = client.chat_postMessage(channel="general", text="run 7", blocks=card(1))["ts"]
+    client.chat_update(channel="general", ts=ts, text="run 7", blocks=card(2))
+    browser.open(viewer_url(emu, "general"))
+    text = main_text(browser)
+    assert "Run <7>" in text
+    assert "Epoch 2 of 10" in text
+    assert browser.evaluate("document.querySelectorAll('.card .bk-field').length") == 2
+    assert browser.evaluate("document.querySelector('.bk-image img').naturalWidth")
+    assert (
+        browser.evaluate("document.querySelector('.bk-markdown b').textContent")
+        == "Notes"
+    )
+    # Edited: marked, and the previous version is there to open.
+    assert "(edited)" in text
+    browser.evaluate("document.querySelector('details.edits').open = true")
+    assert "Epoch 1 of 10" in main_text(browser)
+    assert browser.evaluate("document.body.getAttribute('data-pwned')") is None

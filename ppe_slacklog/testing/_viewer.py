@@ -57,13 +57,19 @@ def _channels(workspace: WorkspaceState) -> list[Channel]:
         return list(workspace._channels.values())
 
 
+def _live_files(workspace: WorkspaceState) -> dict[str, EmulatedFile]:
+    # getattr: files.delete marks files ``deleted`` (with chat.update's
+    # change); a deleted file is shown and served no more, as in Slack.
+    return {f.id: f for f in workspace.files() if not getattr(f, "deleted", False)}
+
+
 class _View:
     """One rendering of the workspace: channels, messages and files."""
 
     def __init__(self, workspace: WorkspaceState) -> None:
         self.channels = _channels(workspace)
         self.messages = workspace.messages(None)
-        self.files = {f.id: f for f in workspace.files()}
+        self.files = _live_files(workspace)
         self._names = {c.id: c.name for c in self.channels}
 
     def resolve(self, some_id: str) -> str | None:
@@ -128,6 +134,9 @@ def _files(view: _View, files: Sequence[EmulatedFile]) -> str:
         return ""
     parts = []
     for file in files:
+        if file.id not in view.files:
+            parts.append('<div class="missing">This file was deleted.</div>')
+            continue
         url = html.escape(view.file_url(file), quote=True)
         name = html.escape(file.name)
         title = html.escape(file.title or file.name)
@@ -287,7 +296,7 @@ def _reply(body: bytes, content_type: str, status: int = 200) -> Reply:
 
 def _file_reply(workspace: WorkspaceState, rest: str) -> Reply:
     file_id = rest.split("/", 1)[0]
-    found = {f.id: f for f in workspace.files()}.get(file_id)
+    found = _live_files(workspace).get(file_id)
     if found is None:
         return _reply(b"No such file", "text/plain; charset=utf-8", 404)
     kind = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
