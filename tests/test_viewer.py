@@ -371,12 +371,15 @@ def test_viewer_shows_cards_and_edits(emu: SlackEmulator, browser: Browser) -> N
         ]
 
     ts = client.chat_postMessage(channel="general", text="run 7", blocks=card(1))["ts"]
-    client.chat_update(channel="general", ts=ts, text="run 7", blocks=card(2))
+    # chat.update takes channel IDs only, like Slack.
+    general = emu.channel_id("general")
+    client.chat_update(channel=general, ts=ts, text="run 7", blocks=card(2))
     browser.open(viewer_url(emu, "general"))
     text = main_text(browser)
     assert "Run <7>" in text
     assert "Epoch 2 of 10" in text
-    assert browser.evaluate("document.querySelectorAll('.card .bk-field').length") == 2
+    fields = "document.querySelectorAll('.body > .card .bk-field').length"
+    assert browser.evaluate(fields) == 2
     assert browser.evaluate("document.querySelector('.bk-image img').naturalWidth")
     assert (
         browser.evaluate("document.querySelector('.bk-markdown b').textContent")
@@ -387,3 +390,54 @@ def test_viewer_shows_cards_and_edits(emu: SlackEmulator, browser: Browser) -> N
     browser.evaluate("document.querySelector('details.edits').open = true")
     assert "Epoch 1 of 10" in main_text(browser)
     assert browser.evaluate("document.body.getAttribute('data-pwned')") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("*bold* _it_ ~gone~", "<b>bold</b> <i>it</i> <s>gone</s>"),
+        ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
+        ("in &lt;module&gt; a &amp;amp; b", "in &lt;module&gt; a &amp;amp; b"),
+        ("```x &lt; 1\n*y*```", "<pre>x &lt; 1\n*y*</pre>"),
+        ("a\n&gt; quoted\n> too\nb", "a<blockquote>quoted\ntoo</blockquote>b"),
+        (
+            "<!here> <@U0000001>",
+            '<span class="mention">@here</span> '
+            '<span class="mention">@ppe-slacklog-bot</span>',
+        ),
+        ("<#C0000002>", '<span class="mention">#experiment-progress</span>'),
+        ("<javascript:alert(1)|click>", "&lt;javascript:alert(1)|click&gt;"),
+        (
+            '<https://x.org/"onmouseover="a|x>',
+            '<a href="https://x.org/&quot;'
+            'onmouseover=&quot;a" target="_blank" rel="noopener noreferrer">x</a>',
+        ),
+        ("`<b>` :fire:", "<code>&lt;b&gt;</code> :fire:"),
+    ],
+)
+def test_mrkdwn_is_rendered_and_escaped(text: str, shown: str) -> None:
+    from ppe_slacklog.testing._viewer_mrkdwn import mrkdwn_html
+
+    names = {"U0000001": "ppe-slacklog-bot", "C0000002": "experiment-progress"}
+    assert mrkdwn_html(text, names.get) == shown
+
+
+def test_blocks_of_any_shape_render_without_markup_from_the_message() -> None:
+    from ppe_slacklog.testing._viewer_blocks import blocks_html
+
+    odd = [
+        {"type": "header", "text": "not an object"},
+        {
+            "type": "section",
+            "fields": "nope",
+            "text": {"type": "plain_text", "text": "<i>x</i>"},
+        },
+        {"type": "image", "image_url": "javascript:alert(1)", "alt_text": "<a>"},
+        {"type": "context", "elements": [{"type": "image", "slack_file": {}}]},
+        {"type": "<script>"},
+        "not a block",
+    ]
+    rendered = blocks_html(odd, lambda _: None, lambda _: None)
+    assert "<i>" not in rendered and "<script>" not in rendered
+    assert "javascript:" not in rendered
+    assert "&lt;i&gt;x&lt;/i&gt;" in rendered

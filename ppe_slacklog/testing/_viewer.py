@@ -18,6 +18,7 @@ import json
 import mimetypes
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -109,10 +110,9 @@ class _View:
 
 def _time(ts: str | float) -> str:
     try:
-        seconds = float(ts)
-    except ValueError:
+        local = time.localtime(float(ts))
+    except (TypeError, ValueError, OverflowError, OSError):
         return ""
-    local = time.localtime(seconds)
     full = time.strftime("%Y-%m-%d %H:%M:%S", local)
     return (
         f'<time datetime="{html.escape(full)}" title="{html.escape(full)}">'
@@ -174,14 +174,24 @@ def _edits(view: _View, message: EmulatedMessage, anchor: str) -> str:
     )
 
 
-def _message(
+def _message(view: _View, message: EmulatedMessage, **how: str) -> str:
+    try:
+        return _message_unguarded(view, message, **how)
+    except Exception as exc:  # one odd message must not blank the page
+        return (
+            f'<article class="msg"><div class="missing">[this message could not '
+            f"be shown: {html.escape(type(exc).__name__)}]</div></article>"
+        )
+
+
+def _message_unguarded(
     view: _View,
     message: EmulatedMessage,
     *,
     note: str = "",
     anchor_prefix: str = "m",
 ) -> str:
-    anchor = message.ts.replace(".", "-")
+    anchor = html.escape(message.ts.replace(".", "-"), quote=True)
     if message.deleted:
         body = '<div class="text deleted">This message was deleted.</div>'
         author = ""
@@ -234,6 +244,10 @@ def _channel_html(view: _View, channel: Channel | None, wanted: str | None) -> s
     parts = [f"<header>#{html.escape(channel.name)}{flag_html}</header>"]
     messages = [m for m in view.messages if m.channel == channel.id]
     by_ts = {m.ts: m for m in messages if m.thread_ts is None}
+    threads: dict[str, list[EmulatedMessage]] = {}
+    for m in messages:
+        if m.thread_ts is not None:
+            threads.setdefault(m.thread_ts, []).append(m)
     # The channel shows top-level messages and broadcast replies in time order.
     stream = [m for m in messages if m.thread_ts is None or m.reply_broadcast]
     stream.sort(key=lambda m: float(m.ts))
@@ -246,7 +260,7 @@ def _channel_html(view: _View, channel: Channel | None, wanted: str | None) -> s
             parts.append(_message(view, message, note=note, anchor_prefix="b"))
             continue
         parts.append(_message(view, message))
-        replies = [m for m in messages if m.thread_ts == message.ts]
+        replies = threads.get(message.ts, [])
         if replies:
             count = f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}"
             thread = [f'<div class="replies-head">{count}</div>']
@@ -268,8 +282,9 @@ def _channel_html(view: _View, channel: Channel | None, wanted: str | None) -> s
 
 def _nav_html(view: _View, current: Channel | None) -> str:
     links = []
+    counts = Counter(m.channel for m in view.messages)
     for channel in view.channels:
-        count = sum(1 for m in view.messages if m.channel == channel.id)
+        count = counts[channel.id]
         css = ' class="current"' if channel is current else ""
         mark = "\U0001f512" if channel.private else "#"
         links.append(
