@@ -120,8 +120,13 @@ SCRIPT: Final = """\
     return main.scrollHeight - main.clientHeight - main.scrollTop < 40;
   }
 
+  // Whether the reader is at the bottom (set by their scrolling, not by
+  // content growing under them, e.g. an image that finished loading).
+  let following = true;
+  main.addEventListener("scroll", function () { following = atBottom(); });
+
   function apply(state) {
-    const follow = atBottom();
+    const follow = following;
     const top = main.scrollTop;
     const open = Array.from(main.querySelectorAll("details[open]"))
       .map(function (d) { return d.id; });
@@ -162,7 +167,7 @@ SCRIPT: Final = """\
     main.querySelectorAll("img").forEach(function (img) {
       if (!img.complete) {
         img.addEventListener("load", function () {
-          main.scrollTop = main.scrollHeight;
+          if (following) { main.scrollTop = main.scrollHeight; }
         }, {once: true});
       }
     });
