@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -47,6 +48,19 @@ HOSTILE = (
     "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
 )
 
+# argv: read fd, write fd, program, args. Copies above 10 first, so that
+# moving one pipe to 3 or 4 cannot close the other; only 3 and 4 are inherited.
+_WIRE_FDS = """
+import fcntl, os, sys
+fds = [int(fd) for fd in sys.argv[1:3]]
+read, write = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
+for fd in fds:
+    os.close(fd)
+os.dup2(read, 3)
+os.dup2(write, 4)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
 
 class Browser:
     """A headless Chromium page, driven over the DevTools protocol on a pipe."""
@@ -55,14 +69,17 @@ class Browser:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        def wire_fds() -> None:
-            # Chromium reads commands on fd 3 and answers on fd 4.
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
-
         assert CHROMIUM is not None
+        # Chromium reads commands on fd 3 and answers on fd 4. A small Python
+        # puts the pipes there and execs it (preexec_fn is not safe with the
+        # emulator's threads running).
         self._proc = subprocess.Popen(
             [
+                sys.executable,
+                "-c",
+                _WIRE_FDS,
+                str(to_browser_r),
+                str(from_browser_w),
                 CHROMIUM,
                 "--headless",
                 "--no-sandbox",
@@ -76,8 +93,7 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            close_fds=False,
-            preexec_fn=wire_fds,
+            pass_fds=(to_browser_r, from_browser_w),
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
