@@ -27,7 +27,7 @@ from ._engine import Reply
 from ._models import EmulatedFile, EmulatedMessage
 from ._state import BOT_USER_ID, BOT_USER_NAME, TEAM_NAME, Channel, WorkspaceState
 from ._viewer_blocks import blocks_html
-from ._viewer_mrkdwn import mrkdwn_html, slack_unescape
+from ._viewer_mrkdwn import mrkdwn_html
 from ._viewer_page import CSP, SCRIPT, STYLE, page_html
 
 __all__ = ["VIEWER_PATH", "viewer_reply"]
@@ -220,11 +220,13 @@ def _message_unguarded(
     )
 
 
-def _snippet(message: EmulatedMessage | None) -> str:
+def _snippet(view: _View, message: EmulatedMessage | None) -> str:
+    # The parent's first line, rendered (a cut Slack token shows as typed).
     if message is None:
         return ""
-    first = slack_unescape(message.text).split("\n", 1)[0]
-    return html.escape(first[:80] + ("…" if len(first) > 80 else ""))
+    first = message.text.split("\n", 1)[0]
+    cut = first[:80] + ("…" if len(first) > 80 else "")
+    return f'<span class="snippet">{mrkdwn_html(cut, view.resolve)}</span>'
 
 
 def _channel_html(view: _View, channel: Channel | None, wanted: str | None) -> str:
@@ -257,7 +259,7 @@ def _channel_html(view: _View, channel: Channel | None, wanted: str | None) -> s
         if message.thread_ts is not None:
             note = (
                 '<div class="broadcast">replied to a thread: '
-                f"{_snippet(by_ts.get(message.thread_ts))}</div>"
+                f"{_snippet(view, by_ts.get(message.thread_ts))}</div>"
             )
             parts.append(_message(view, message, note=note, anchor_prefix="b"))
             continue
