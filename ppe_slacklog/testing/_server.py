@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._engine import Engine, Reply
+from ._viewer import VIEWER_PATH, viewer_reply
 
 __all__ = ["EmulatorServer"]
 
@@ -58,6 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {k: v for k, v in self.headers.items()}
             path = url.path[len(_WEBHOOK_PREFIX) :]
             self._send(engine.handle_webhook(path, headers, body))
+        elif self.command == "GET" and (
+            url.path == VIEWER_PATH or url.path.startswith(VIEWER_PATH + "/")
+        ):
+            # The thread viewer (HTML for people, not part of Slack's API).
+            self._send(viewer_reply(engine.workspace, url.path, url.query))
         else:
             self._send(Reply(404, b"Not Found", "text/plain; charset=utf-8"))
 
