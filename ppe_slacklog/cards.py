@@ -134,7 +134,6 @@ class _Desk:
         self._slots: dict[tuple[str, str, str], _Slot] = {}
         self._thread: threading.Thread | None = None
         self._passes = 0
-        self._pid = os.getpid()
 
     def find(self, key: tuple[str, str, str]) -> _Slot | None:
         with self._lock:
@@ -191,6 +190,10 @@ class _Desk:
                     # (a process may run many trainings one after the other).
                     del self._slots[key]
                 self._cond.notify_all()
+                if not self._slots:
+                    # Nothing to tend: the next run's start starts a new one.
+                    self._thread = None
+                    return
                 if wait > 0:
                     self._cond.wait(wait)
 
@@ -432,12 +435,13 @@ class _Desk:
             while True:
                 # Only a pass that began after the request counts: it saw
                 # the latest events and the urgent flags.
-                if self._passes >= start + 2 and all(
+                idle = self._thread is None  # it ended: nothing left to tend
+                if (idle or self._passes >= start + 2) and all(
                     s.settled(posts_done) for s in slots
                 ):
                     return True
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None:
+                if remaining <= 0 or idle:
                     return False
                 self._cond.wait(min(remaining, 0.2))
 
@@ -445,8 +449,15 @@ class _Desk:
 _desk = _Desk()
 
 
+# Forks this process went through (as a child): a handler made before the
+# last fork belongs to the parent's cards. Cheaper than os.getpid() per event.
+_forks = 0
+
+
 def _fresh_desk_in_child() -> None:
     # A forked child (a DataLoader worker) edits no cards: its parent does.
+    global _forks
+    _forks += 1
     _desk._reset()
 
 
@@ -509,7 +520,7 @@ class CardLink:
         self._slots: weakref.WeakValueDictionary[str, _Slot] = (
             weakref.WeakValueDictionary()
         )
-        self._pid = os.getpid()
+        self._forks = _forks
 
     def _slot(self, run_id: str, *, create: bool) -> _Slot | None:
         """Run ``run_id``'s card; a new one only for a run's start.
@@ -547,7 +558,7 @@ class CardLink:
         probe: Callable[[], Progress | None] | None = None,
     ) -> None:
         """Takes one training event (on the training thread; cheap)."""
-        if os.getpid() != self._pid:
+        if self._forks != _forks:
             return  # a forked child: the parent's card, not ours
         if run is not None and run.rank not in (None, 0):
             return  # one card per job, written by rank 0
