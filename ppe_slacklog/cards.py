@@ -39,7 +39,7 @@ from .pacing import TokenBucket, bucket_for
 from .runs import channel_key, run_threads
 from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
 
-__all__ = ["BAD_BLOCKS", "CardLink", "flush_cards"]
+__all__ = ["BAD_BLOCKS", "MIN_CHART_POINTS", "CardLink", "flush_cards"]
 
 # chat.update is Tier 3: "50+ per minute" per app and workspace. Paced a
 # little under it, as posts are (requests arrive with jitter).
@@ -51,6 +51,8 @@ _UNEDITABLE: Final = frozenset(
 )
 #: Errors that say the blocks themselves are wrong.
 BAD_BLOCKS: Final = frozenset({"invalid_blocks", "msg_blocks_too_long"})
+#: A chart is drawn once some metric has this many points.
+MIN_CHART_POINTS: Final = 5
 _BACKOFF_FIRST: Final = 1.0
 _BACKOFF_MAX: Final = 30.0
 # The longest the card thread sleeps without looking at its cards.
@@ -262,8 +264,11 @@ class _Desk:
         slot.chart_at = time.monotonic() + (interval or _FAR)
         history = card.history()
         points = sum(len(h) for h in history.values())
-        if not history or points == slot.chart_points:
-            return  # nothing new to draw
+        longest = max((len(h) for h in history.values()), default=0)
+        if longest < MIN_CHART_POINTS or points == slot.chart_points:
+            # Nothing new to draw, or too little for a chart to say more
+            # than the card's table (a smoke test's two epochs).
+            return
         link = slot.link
         from .chart import draw_chart  # matplotlib is imported only now
 

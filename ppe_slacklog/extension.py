@@ -307,7 +307,8 @@ class Slack(extension.Extension):
             final state is sent at once.
         chart_interval: Seconds between two charts attached to the thread
             during the run (the newest replaces the previous one); one is
-            always attached at the end. ``None``: only at the end.
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
 
     A run resumed from a snapshot (``manager.load_state_dict(torch.load(p))``
     before the loop, or ``snapshot(autoload=True)``) continues in the thread

@@ -136,7 +136,8 @@ class SlackHandler(logging.Handler):
             final state is sent at once.
         chart_interval: Seconds between two charts attached to the thread
             during the run (the newest replaces the previous one); one is
-            always attached at the end. ``None``: only at the end.
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
 
     Raises:
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;

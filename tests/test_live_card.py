@@ -287,7 +287,7 @@ def test_cards_stay_within_block_kit_limits(emu: SlackEmulator) -> None:
 @pytest.mark.slack_emulator(rate_limits=False, share_delay=0.1)
 def test_the_chart_is_attached_and_replaced(emu: SlackEmulator) -> None:
     pytest.importorskip("matplotlib")
-    manager = make_manager(max_epochs=6, iters_per_epoch=2)
+    manager = make_manager(max_epochs=10, iters_per_epoch=2)
     manager.extend(_slack(emu, chart_interval=0.3), trigger=(1, "epoch"))
 
     def slow(manager: Any) -> dict[str, float]:
