@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ._diagnostics import Once, mark_sender_thread
-from .card import card_blocks, card_text
+from .card import card_blocks, card_text, identity_of
 from .cardstate import CardOptions, LiveCard, Progress
 from .events import EventKind, ManagerSnapshot, RunFacts
 from .pacing import TokenBucket, bucket_for
@@ -88,6 +88,8 @@ class _Slot:
         self.final_chart = False
         #: Slack refused a card showing the chart: charts go to the thread only.
         self.chart_outside = False
+        #: The thread (its parent: the card) a resumed run continues in.
+        self.continues: str | None = None
 
     @property
     def route(self) -> tuple[str, str]:
@@ -112,10 +114,8 @@ class _Slot:
     def done(self) -> bool:
         """The run ended and Slack shows its last state: nothing more to do."""
         card = self.card
-        return (
-            (card.final or self.dead)
-            and self.settled(posts_done=False)
-            and (self.dead or self.ts is not None)
+        return (card.final or self.dead) and self.settled(
+            posts_done=not self.link.posts_pending()
         )
 
     def _wants_chart(self) -> bool:
@@ -134,7 +134,10 @@ class _Desk:
         self._slots: dict[tuple[str, str, str], _Slot] = {}
         self._thread: threading.Thread | None = None
         self._passes = 0
-        self._pid = os.getpid()
+
+    def find(self, key: tuple[str, str, str]) -> _Slot | None:
+        with self._lock:
+            return self._slots.get(key)
 
     def slot(self, key: tuple[str, str, str], make: Callable[[], _Slot]) -> _Slot:
         with self._lock:
@@ -187,6 +190,10 @@ class _Desk:
                     # (a process may run many trainings one after the other).
                     del self._slots[key]
                 self._cond.notify_all()
+                if not self._slots:
+                    # Nothing to tend: the next run's start starts a new one.
+                    self._thread = None
+                    return
                 if wait > 0:
                     self._cond.wait(wait)
 
@@ -216,17 +223,28 @@ class _Desk:
         return 0.0 if card.shown != card.version else slot.next_poll - now
 
     def _find_card(self, slot: _Slot) -> bool:
-        """A resumed run's card is the parent of the thread it continues."""
-        card = slot.card
-        if not card.resumed or slot.posting is not None:
+        """A resumed run's card is the parent of the thread it continues.
+
+        Known once the outbox posts the resumed start into that thread
+        (:meth:`CardLink.introduce`, after checking that it still exists).
+        The card keeps the run's first identity (who started it, how): it
+        is read back from Slack, or else the resumed start's text is shown.
+        """
+        parent = slot.continues
+        if parent is None or slot.posting is not None:
             return False
-        if not card.identity and not card.final:
-            return False  # its start text first, or the edit would drop it
+        slot.continues = None
         link = slot.link
-        ts = run_threads().get(link.route[0], link.channel, card.run_id)
-        if ts is None:
-            return False
-        slot.ts = ts
+        card = slot.card
+        try:
+            stored = link.api.message(link.channel, parent)
+        except SlackDeliveryError:
+            stored = None  # Slack away: the resumed start's text will do
+        identity = identity_of(stored) if stored is not None else None
+        if identity:
+            with card.lock:
+                card.identity = identity
+        slot.ts = parent
         return True
 
     def _chart_due(self, slot: _Slot, now: float) -> bool:
@@ -417,12 +435,13 @@ class _Desk:
             while True:
                 # Only a pass that began after the request counts: it saw
                 # the latest events and the urgent flags.
-                if self._passes >= start + 2 and all(
+                idle = self._thread is None  # it ended: nothing left to tend
+                if (idle or self._passes >= start + 2) and all(
                     s.settled(posts_done) for s in slots
                 ):
                     return True
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None:
+                if remaining <= 0 or idle:
                     return False
                 self._cond.wait(min(remaining, 0.2))
 
@@ -430,8 +449,15 @@ class _Desk:
 _desk = _Desk()
 
 
+# Forks this process went through (as a child): a handler made before the
+# last fork belongs to the parent's cards. Cheaper than os.getpid() per event.
+_forks = 0
+
+
 def _fresh_desk_in_child() -> None:
     # A forked child (a DataLoader worker) edits no cards: its parent does.
+    global _forks
+    _forks += 1
     _desk._reset()
 
 
@@ -494,21 +520,31 @@ class CardLink:
         self._slots: weakref.WeakValueDictionary[str, _Slot] = (
             weakref.WeakValueDictionary()
         )
-        self._pid = os.getpid()
+        self._forks = _forks
 
-    def _slot(self, run_id: str) -> _Slot:
+    def _slot(self, run_id: str, *, create: bool) -> _Slot | None:
+        """Run ``run_id``'s card; a new one only for a run's start.
+
+        A card started by a handler this one replaced (``dictConfig`` run
+        again) goes on through this one. A handler that never sees a run's
+        start (its filter keeps only ends and errors) makes no card.
+        """
         slot = self._slots.get(run_id)
-        if slot is None:
-            key = (*self.route, run_id)
+        if slot is not None:
+            return slot
+        key = (*self.route, run_id)
+        if create:
 
             def make() -> _Slot:
                 return _Slot(LiveCard(run_id, self.options), self)
 
             slot = _desk.slot(key, make)
-            # A card started by a handler this one replaced (dictConfig run
-            # again) goes on through this one.
-            slot.link = self
-            self._slots[run_id] = slot
+        else:
+            slot = _desk.find(key)
+            if slot is None:
+                return None
+        slot.link = self
+        self._slots[run_id] = slot
         return slot
 
     def feed(
@@ -522,11 +558,13 @@ class CardLink:
         probe: Callable[[], Progress | None] | None = None,
     ) -> None:
         """Takes one training event (on the training thread; cheap)."""
-        if os.getpid() != self._pid:
+        if self._forks != _forks:
             return  # a forked child: the parent's card, not ours
         if run is not None and run.rank not in (None, 0):
             return  # one card per job, written by rank 0
-        slot = self._slot(run_id)
+        slot = self._slot(run_id, create=kind == "start")
+        if slot is None:
+            return
         card = slot.card
         if probe is not None:
             card.probe = probe
@@ -564,14 +602,19 @@ class CardLink:
         slot.posting = card.version
         return card_blocks(view)
 
-    def introduce(self, run_id: str, text: str) -> None:
-        """A resumed run's start text (a reply): the card it continues shows it."""
+    def introduce(self, run_id: str, text: str, parent: str) -> None:
+        """A resumed run's start goes into thread ``parent``: the card it continues.
+
+        ``text`` (the resumed start's) is shown until the card's first
+        identity is read back from Slack.
+        """
         slot = self._slots.get(run_id)
-        if slot is None:
+        if slot is None or slot.ts is not None or slot.posting is not None:
             return
         card = slot.card
         with card.lock:
             card.identity = text
+        slot.continues = parent
         _desk.wake()
 
     def posted(self, run_id: str, posted: Posted) -> None:

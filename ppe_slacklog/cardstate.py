@@ -237,6 +237,7 @@ class LiveCard:
         self.state = "running"
         self.identity = ""
         self.resumed = False
+        self._resumed_at: tuple[int, int] | None = None
         self.note: str | None = None
         self._position = Progress(0, 0.0, 0.0)
         self._max_epochs: int | None = None
@@ -328,6 +329,7 @@ class LiveCard:
                 self.note = note
         if kind == "start" and run is not None and run.resumed:
             self.resumed = True
+            self._resumed_at = (snapshot.epoch, snapshot.iteration)
         if snapshot.max_epochs is not None:
             with contextlib.suppress(TypeError, ValueError):
                 self._max_epochs = int(snapshot.max_epochs)
@@ -416,4 +418,5 @@ class LiveCard:
             metrics=rows,
             note=self.note,
             chart_file=self.chart_file,
+            resumed_at=self._resumed_at,
         )

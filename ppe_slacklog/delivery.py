@@ -816,9 +816,9 @@ class Outbox:
                 card = None
                 if parent is None and key and not self._threads.looking(key):
                     card = self._card_for_thread(message, key)
-                elif key and message.kind == "start" and self.cards is not None:
-                    # A resumed run's start: the card it continues says so.
-                    self.cards.introduce(key, message.text)
+                elif key and parent and message.kind == "start" and self.cards:
+                    # A resumed run's start: its card is the thread's parent.
+                    self.cards.introduce(key, message.text, parent)
                 posted = self._post_once(message, number, parent, card)
                 # While a finder keeps looking for the thread, posts go to
                 # the channel and do not start a thread of their own.
@@ -958,7 +958,9 @@ class Outbox:
     ) -> tuple[str, list[dict[str, Any]]] | None:
         """The live card that the post starting run ``key``'s thread carries."""
         cards = self.cards
-        if cards is None or not cards.has_card(key):
+        if cards is None or message.kind != "start" or not cards.has_card(key):
+            # Only a run's start becomes its card: a thread started by
+            # another event (the start disabled) keeps that event's text.
             return None
         blocks = cards.first_blocks(key, message.text)
         return None if blocks is None else (key, blocks)

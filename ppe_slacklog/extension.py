@@ -477,7 +477,8 @@ class Slack(extension.Extension):
         token (or webhook URL) is read again from ``SLACK_BOT_TOKEN`` (or
         ``SLACK_WEBHOOK_URL``) when the copy is loaded. What only lives in
         this process (its own handler, the job's store, thread listeners,
-        the live card's probe of the manager) is left out; the copy sets it up again when its training starts.
+        the live card's probe of the manager) is left out; the copy sets it
+        up again when its training starts.
         """
         state = self.__dict__.copy()
         state.update(

@@ -528,6 +528,32 @@ class SlackApi:
         messages = response.get("messages") or []
         return bool(messages) and str(messages[0].get("ts")) == ts
 
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message ``ts`` of ``channel`` as Slack stores it (text, blocks).
+
+        ``None`` when it is not there or the token cannot read the history.
+
+        Raises:
+            SlackDeliveryError: Slack is unreachable or failing (transient).
+        """
+        try:
+            response = self._look_up(
+                channel,
+                self._client.conversations_replies,
+                channel=self.channel_id(channel),
+                ts=ts,
+                limit=1,
+            )
+        except SlackDeliveryError as exc:
+            if exc.permanent:
+                return None
+            raise
+        messages = response.get("messages") or []
+        if not messages or str(messages[0].get("ts")) != ts:
+            return None
+        found: dict[str, Any] = messages[0]
+        return found
+
     def _look_up(self, where: str, method: Any, **kwargs: Any) -> Any:
         try:
             return self._call(where, method, **kwargs)

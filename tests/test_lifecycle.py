@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import is_chart, make_manager, run_training
 
 import ppe_slacklog
 from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
@@ -66,7 +66,8 @@ def _run(
 def _thread(emu: SlackEmulator, channel: str = CHANNEL) -> list[EmulatedMessage]:
     top = emu.top_level(channel)
     assert len(top) == 1, [m.text for m in top]
-    return emu.thread(channel, top[0].ts)
+    # The live card's chart is not one of the run's messages.
+    return [m for m in emu.thread(channel, top[0].ts) if not is_chart(m)]
 
 
 def _interrupted(thread: list[EmulatedMessage]) -> list[EmulatedMessage]:
