@@ -202,7 +202,7 @@ def run(card: bool, minutes: float, rate: float, latency: float) -> CardRun:
                 losses.append(value)
                 body_end, loop_end = clock(), time.time()
             if handler is None:
-                handler = ext._own_handler  # type: ignore[attr-defined]
+                handler = ext._own_handler
         # The last exit ran the last trigger and the manager's finalize.
         end_s = clock() - body_end
         loop_s = body_end - start
