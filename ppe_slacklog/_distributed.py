@@ -9,6 +9,7 @@ that death is the point.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
@@ -93,6 +94,19 @@ class Job(NamedTuple):
             return self._get(key, waits.pop() if waits else 0.0)
 
         return find
+
+    def report_failure(self, run_id: str, text: str) -> None:
+        """Tells rank 0 (its live card) that this rank failed: ``text`` says how."""
+        # The store may be gone: the error message goes to the thread anyway.
+        with contextlib.suppress(Exception):
+            self._set(self._failure_key(run_id), text)
+
+    def failure(self, run_id: str) -> str | None:
+        """How another rank failed, if one did (never waits)."""
+        return self._get(self._failure_key(run_id), 0.0)
+
+    def _failure_key(self, run_id: str) -> str:
+        return f"{_PREFIX}/{self.attempt}/failed/{run_id}"
 
     def _thread_key(self, run_id: str, channel: str) -> str:
         return f"{_PREFIX}/{self.attempt}/thread/{run_id}/{channel}"

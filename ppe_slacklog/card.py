@@ -21,9 +21,12 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from .templates import escape
 
 __all__ = [
     "CARD_STATES",
@@ -34,6 +37,7 @@ __all__ = [
     "card_text",
     "format_duration",
     "format_value",
+    "identity_of",
     "progress_bar",
 ]
 
@@ -45,6 +49,14 @@ CARD_STATES: Final[dict[str, tuple[str, str]]] = {
     "interrupted": ("⚠️", "Interrupted"),
     "stopped": ("⏹️", "Stopped early"),
 }
+
+# The state a finished card puts before its text (also as Slack stores
+# emoji: ":white_check_mark: Finished · ").
+_STATE_PREFIX: Final = re.compile(
+    r"^(?:\S+ )?(?:Finished|Failed|Interrupted|Stopped early) · "
+)
+# The block holding the run's identity, found again in a stored card.
+_IDENTITY_BLOCK: Final = "ppe_identity"
 
 #: States after which the card changes no more.
 FINAL_STATES: Final = frozenset({"finished", "failed", "interrupted", "stopped"})
@@ -97,6 +109,7 @@ class CardView:
         metrics: The metrics table.
         note: A line about how the run ended (the error, the reason).
         chart_file: The ID of an uploaded chart to show in the card.
+        resumed_at: ``(epoch, iteration)`` a resumed run went on from.
     """
 
     state: str = "running"
@@ -111,6 +124,7 @@ class CardView:
     metrics: Sequence[MetricRow] = field(default_factory=tuple)
     note: str | None = None
     chart_file: str | None = None
+    resumed_at: tuple[int, int] | None = None
 
 
 def format_duration(seconds: float) -> str:
@@ -220,6 +234,9 @@ def _timing(view: CardView) -> str:
         )
     if view.state == "running" and view.eta is not None:
         parts.append(f"⏳ ETA {format_duration(view.eta)}")
+    if view.resumed_at is not None:
+        epoch, iteration = view.resumed_at
+        parts.append(f"🔁 resumed at epoch {epoch:,}, iteration {iteration:,}")
     return "   ".join(parts)
 
 
@@ -234,10 +251,19 @@ def _table(rows: Sequence[MetricRow]) -> str:
             arrow = "↑" if row.higher else ""
             best = f"{format_value(row.best)} ({row.best_epoch}){arrow}"
         lines.append(f"{key:<{width}}  {format_value(row.latest):>10}  {best}{flag}")
-    body = "\n".join(lines)
-    # Backticks inside a value would end the code block early.
-    body = body.replace("```", "ʼʼʼ")
-    return _cut(f"```\n{body}\n```", _SECTION_MAX)
+    # Laid out on the text as shown, then escaped (Slack shows "&lt;" as one
+    # "<"): a key or value reading "<!channel>" pings nobody. Backticks
+    # inside a value would end the code block early.
+    kept: list[str] = []
+    size = 8  # the fences
+    for line in lines:
+        shown = escape(line.replace("```", "ʼʼʼ"))
+        if size + len(shown) + 1 > _SECTION_MAX:
+            break  # whole lines only: an entity is never cut in half
+        kept.append(shown)
+        size += len(shown) + 1
+    body = "\n".join(kept)
+    return f"```\n{body}\n```"
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -257,7 +283,9 @@ def card_blocks(view: CardView) -> list[dict[str, Any]]:
         {"type": "header", "text": {"type": "plain_text", "text": _header(view)}}
     ]
     if view.identity.strip():
-        blocks.append(_mrkdwn(_cut(view.identity, _SECTION_MAX)))
+        identity = _mrkdwn(_cut(view.identity, _SECTION_MAX))
+        identity["block_id"] = _IDENTITY_BLOCK
+        blocks.append(identity)
     fraction = _fraction(view)
     progress = _where(view)
     if fraction is not None:
@@ -283,6 +311,27 @@ def _text_element(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": _cut(text, _SECTION_MAX)}
 
 
+def identity_of(message: Mapping[str, Any]) -> str | None:
+    """The run's identity in a stored thread parent (a card, or a start message).
+
+    Example:
+        >>> identity_of({"text": "✅ Finished · started by me"})
+        'started by me'
+        >>> card = card_blocks(CardView(identity="started by me"))
+        >>> identity_of({"text": "x", "blocks": card})
+        'started by me'
+    """
+    blocks = message.get("blocks")
+    for block in blocks if isinstance(blocks, list) else ():
+        if isinstance(block, Mapping) and block.get("block_id") == _IDENTITY_BLOCK:
+            text = (block.get("text") or {}).get("text")
+            return str(text) if text else None
+    text = message.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return _STATE_PREFIX.sub("", text, count=1)
+
+
 def card_text(view: CardView) -> str:
     """The message's ``text``: what notifications and screen readers show.
 
@@ -295,6 +344,6 @@ def card_text(view: CardView) -> str:
         'started by me'
     """
     if view.state == "running" and view.identity.strip():
-        return view.identity
+        return _cut(view.identity, _SECTION_MAX)
     emoji, label = _state(view)
-    return f"{emoji} {label} · {view.identity}".rstrip(" ·")
+    return _cut(f"{emoji} {label} · {view.identity}".rstrip(" ·"), _SECTION_MAX)

@@ -86,6 +86,7 @@ class DeliveryApi(Protocol):
         reply_broadcast: bool = False,
         message_id: str | None = None,
         blocks: Sequence[Mapping[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` (with Block Kit ``blocks``: a live card)."""
         ...
@@ -145,6 +146,7 @@ class _Message:
     label: str
     text: str
     broadcast: bool = False
+    kind: str = "log"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     steps: list[_Step] | None = None
     paced: bool = False
@@ -162,6 +164,7 @@ class _Message:
                 text for p in batch if (text := p.display()) and not text.isspace()
             ),
             broadcast=first.broadcast,
+            kind=first.kind,
         )
 
 
@@ -457,9 +460,11 @@ class Outbox:
         finally:
             self._start_lock.release()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, charts: bool = False) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout.
 
+        Live cards count: a run's final state is part of what it delivers
+        (with ``charts``, its final chart too: the interpreter's exit).
         Never waits while this thread holds the logging module's lock (see
         :func:`holds_logging_lock`): the sender could not make progress.
         """
@@ -468,8 +473,13 @@ class Outbox:
         deadline = time.monotonic() + max(timeout, 0.0)
         delivered = self._wait_delivered(timeout)
         if self.cards is not None:
-            # The run's final state is part of what it delivers.
-            delivered &= flush_cards([self._route], deadline, posts_done=delivered)
+            current = flush_cards(
+                [self._route], deadline, posts_done=delivered, charts=charts
+            )
+            if delivered and not current:
+                # Out of time on a card: close() then does not wait again.
+                self._last_flush_timeout = time.monotonic()
+            delivered &= current
         return delivered
 
     @property
@@ -581,7 +591,7 @@ class Outbox:
             timeout = min(timeout, _LAST_TRY)
             self._retry_now.set()
         try:
-            return self.flush(timeout)
+            return self.flush(timeout, charts=True)
         finally:
             self._expired_at = self.counters.records_queued
 
@@ -811,12 +821,11 @@ class Outbox:
                 self._upload_once(message, step, parent)
             else:
                 card = None
-                if (
-                    parent is None
-                    and key is not None
-                    and not self._threads.looking(key)
-                ):
+                if parent is None and key and not self._threads.looking(key):
                     card = self._card_for_thread(message, key)
+                elif key and parent and message.kind == "start" and self.cards:
+                    # A resumed run's start: its card is the thread's parent.
+                    self.cards.introduce(key, message.text, parent)
                 posted = self._post_once(message, number, parent, card)
                 # While a finder keeps looking for the thread, posts go to
                 # the channel and do not start a thread of their own.
@@ -953,25 +962,27 @@ class Outbox:
 
     def _card_for_thread(
         self, message: _Message, key: str
-    ) -> tuple[str, list[dict[str, Any]]] | None:
+    ) -> tuple[str, str, list[dict[str, Any]]] | None:
         """The live card that the post starting run ``key``'s thread carries."""
         cards = self.cards
-        if cards is None or not cards.has_card(key):
+        if cards is None or message.kind != "start" or not cards.has_card(key):
+            # Only a run's start becomes its card: a thread started by
+            # another event (the start disabled) keeps that event's text.
             return None
-        blocks = cards.first_blocks(key, message.text)
-        return None if blocks is None else (key, blocks)
+        first = cards.first_blocks(key, message.text, self)
+        return None if first is None else (key, *first)
 
     def _post_once(
         self,
         message: _Message,
         number: int,
         parent: str | None,
-        card: tuple[str, list[dict[str, Any]]] | None = None,
+        card: tuple[str, str, list[dict[str, Any]]] | None = None,
     ) -> Posted:
         """Posts step ``number`` unless an earlier, unanswered attempt was stored.
 
-        With ``card`` (a run's key and its card's blocks), the post starts
-        the run's thread as its live card (:mod:`ppe_slacklog.cards`).
+        With ``card`` (a run's key, its card's text and blocks), the post
+        starts the run's thread as its live card (:mod:`ppe_slacklog.cards`).
         """
         assert message.steps is not None
         step = message.steps[number]
@@ -991,11 +1002,12 @@ class Outbox:
         try:
             posted = self._api.post(
                 self.channel,
-                step.text,
+                step.text if card is None or len(message.steps) > 1 else card[1],
                 thread_ts=parent,
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
-                blocks=None if card is None else card[1],
+                blocks=None if card is None else card[2],
+                run_id=message.thread_key,
             )
             self._slow = time.time() - attempt_at >= self._turn
         except SlackDeliveryError as exc:

@@ -362,14 +362,16 @@ class RunFacts(NamedTuple):
         'rank 1 of 2 on node7'
     """
 
-    #: Start events of a run resumed from a snapshot: ``True``.
+    #: ``True`` on the start event of a run resumed from a snapshot.
     resumed: bool | None = None
-    #: Interrupted and stopped events: what ended the run ("SIGTERM received",
-    #: "the process exited with no error seen", ...).
+    #: What ended the run, on interrupted and stopped events
+    #: ("SIGTERM received", "the process exited with no error seen", ...).
     reason: str | None = None
-    #: Distributed runs (``world_size`` > 1): the emitting process's rank.
+    #: The emitting process's rank, in distributed runs (``world_size`` > 1).
     rank: int | None = None
+    #: The number of processes of a distributed run.
     world_size: int | None = None
+    #: The emitting process's host name, in distributed runs.
     host: str | None = None
 
     @property

@@ -105,6 +105,18 @@ def _weakly_referable(value: Any) -> bool:
     return True
 
 
+def _failure_of(ref: weakref.ref[Slack]) -> Callable[[], str | None]:
+    """How another rank of the job failed, for rank 0's card (never waits)."""
+
+    def failure() -> str | None:
+        extension = ref()
+        if extension is None:
+            return None
+        return extension._job.failure(extension.run_id)
+
+    return failure
+
+
 def _training_started(manager: Any) -> bool:
     """Whether ppe's manager has begun its first iteration.
 
@@ -281,15 +293,39 @@ class Slack(extension.Extension):
         ranks: In a ``torch.distributed`` job, the ranks whose trigger
             messages are posted (``None``: every rank). Start, end and
             interrupted messages come from rank 0, errors from any rank.
+        card: Make each run's first message a live card (Block Kit, edited
+            in place with ``chat.update``): its state, progress with ETA,
+            throughput and a table of the latest and best metrics, and a
+            chart when matplotlib is installed. ``False``: plain messages
+            only, exactly as pytorch-pfn-extras posts them.
+        card_metrics: The metrics the card shows: a list of keys, or a
+            mapping of keys to ``"min"`` / ``"max"`` (which way is better;
+            by default judged from the name: accuracy up, loss down).
+            ``None``: every scalar of the last trigger, at most 8.
+        card_interval: Seconds between two edits of a card (at least), and
+            between two looks at the manager's progress (at most). The
+            final state is sent at once.
+        chart_interval: Seconds between two charts attached to the thread
+            during the run (the newest replaces the previous one); one is
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
 
     A run resumed from a snapshot (``manager.load_state_dict(torch.load(p))``
     before the loop, or ``snapshot(autoload=True)``) continues in the thread
     it started, and its start message says where it resumed. The same
     extension object used for a second training starts a new thread.
 
+    The thread's first message is the run's live card (``card=False`` turns
+    it off): edited in place while the run goes, at most every
+    ``card_interval`` seconds (also between triggers: a run with hour-long
+    epochs still shows it advances), and in its final state before the
+    extension's last flush returns.
+
     Raises:
         RuntimeError: No token was given while the extension would have to
             post by itself.
+        ValueError: A bad ``card_interval``, ``chart_interval`` or
+            ``card_metrics``.
 
     Example:
         >>> manager.extend(  # doctest: +SKIP
@@ -441,8 +477,9 @@ class Slack(extension.Extension):
         Its settings and its run (id, saved threads), never its secret: the
         token (or webhook URL) is read again from ``SLACK_BOT_TOKEN`` (or
         ``SLACK_WEBHOOK_URL``) when the copy is loaded. What only lives in
-        this process (its own handler, the job's store, thread listeners)
-        is left out; the copy sets it up again when its training starts.
+        this process (its own handler, the job's store, thread listeners,
+        the live card's probe of the manager) is left out; the copy sets it
+        up again when its training starts.
         """
         state = self.__dict__.copy()
         state.update(
@@ -451,6 +488,7 @@ class Slack(extension.Extension):
             _initialized=False,
             _held=None,
             _job=Job(),
+            _probe=None,
             _needed_secret=self._can_post(),
         )
         return state
@@ -976,7 +1014,15 @@ class Slack(extension.Extension):
                 handler.start()
         self._posts_triggers = self._posts("trigger")
         self._start_iteration = _iteration_of(manager)
-        self._probe = progress_probe(manager)
+        job = self._job
+        self._probe = progress_probe(
+            manager,
+            failure=(
+                _failure_of(weakref.ref(self))
+                if job.distributed and job.rank == 0 and job.store is not None
+                else None
+            ),
+        )
         if self._job.rank == 0:
             start = (self._run_facts or RunFacts())._replace(
                 resumed=True if resuming else None
@@ -1199,6 +1245,14 @@ class Slack(extension.Extension):
             self._loaded = False
             self._release_start()
             self._emit("error", manager, exc=exc)
+            job = self._job
+            if job.distributed and job.rank != 0:
+                # Rank 0 writes the job's card: it shows this failure too.
+                job.report_failure(
+                    self.run_id,
+                    f"❌ {describe(exc)} (rank {job.rank} of {job.world_size}"
+                    + (f" on {job.host})" if job.host else ")"),
+                )
             self._flush()
 
     @_never_raises

@@ -122,11 +122,28 @@ class SlackHandler(logging.Handler):
             15). Only for the client the handler builds: a ``client`` keeps
             its own timeout (``WebClient(timeout=...)``), and giving both is
             a ``ValueError``.
+        card: Make each run's first message a live card (Block Kit, edited
+            in place with ``chat.update``): its state, progress with ETA,
+            throughput and a table of the latest and best metrics, and a
+            chart when matplotlib is installed. ``False``: plain messages
+            only, exactly as pytorch-pfn-extras posts them.
+        card_metrics: The metrics the card shows: a list of keys, or a
+            mapping of keys to ``"min"`` / ``"max"`` (which way is better;
+            by default judged from the name: accuracy up, loss down).
+            ``None``: every scalar of the last trigger, at most 8.
+        card_interval: Seconds between two edits of a card (at least), and
+            between two looks at the manager's progress (at most). The
+            final state is sent at once.
+        chart_interval: Seconds between two charts attached to the thread
+            during the run (the newest replaces the previous one); one is
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
 
     Raises:
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
             ``request_timeout`` together with ``client``;
-            ``max_message_chars`` above 40,000.
+            ``max_message_chars`` above 40,000; a bad ``card_interval``,
+            ``chart_interval`` or ``card_metrics``.
 
     Example:
         >>> import logging.config

@@ -333,11 +333,14 @@ class SlackApi:
         reply_broadcast: bool = False,
         message_id: str | None = None,
         blocks: Sequence[Mapping[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` (``chat.postMessage``), in a thread when ``thread_ts``.
 
         ``message_id`` travels as message metadata so that :meth:`find_posted`
-        can tell later whether Slack stored a post whose answer was lost.
+        can tell later whether Slack stored a post whose answer was lost;
+        ``run_id`` (the run whose thread the post belongs to) travels with it,
+        so that a run's thread can be found in Slack (``ppe-slacklog replay``).
         With ``blocks`` (Block Kit, a live card), ``text`` is the fallback
         that notifications show.
         """
@@ -353,6 +356,8 @@ class SlackApi:
                 "event_type": _METADATA_EVENT,
                 "event_payload": {"id": message_id},
             }
+            if run_id:
+                kwargs["metadata"]["event_payload"]["run_id"] = run_id
         response = self._joining(channel, self._client.chat_postMessage, **kwargs)
         channel_id = str(response.get("channel") or channel)
         if _CHANNEL_ID.match(channel_id):
@@ -522,6 +527,32 @@ class SlackApi:
             raise
         messages = response.get("messages") or []
         return bool(messages) and str(messages[0].get("ts")) == ts
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message ``ts`` of ``channel`` as Slack stores it (text, blocks).
+
+        ``None`` when it is not there or the token cannot read the history.
+
+        Raises:
+            SlackDeliveryError: Slack is unreachable or failing (transient).
+        """
+        try:
+            response = self._look_up(
+                channel,
+                self._client.conversations_replies,
+                channel=self.channel_id(channel),
+                ts=ts,
+                limit=1,
+            )
+        except SlackDeliveryError as exc:
+            if exc.permanent:
+                return None
+            raise
+        messages = response.get("messages") or []
+        if not messages or str(messages[0].get("ts")) != ts:
+            return None
+        found: dict[str, Any] = messages[0]
+        return found
 
     def _look_up(self, where: str, method: Any, **kwargs: Any) -> Any:
         try:

@@ -241,6 +241,7 @@ class WebhookApi:
         reply_broadcast: bool = False,
         message_id: str | None = None,
         blocks: Sequence[Mapping[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> Posted:
         """Posts ``text`` as a top-level message of the webhook's channel.
 
@@ -252,6 +253,7 @@ class WebhookApi:
             reply_broadcast: Ignored.
             message_id: Ignored: webhook messages carry no metadata.
             blocks: Ignored: webhooks post no live card.
+            run_id: Ignored, like ``message_id``.
 
         Returns:
             ``Posted("", "")``: a webhook does not say where the message went.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -198,3 +199,31 @@ def slack_dict_config(emu: SlackEmulator, **handler: Any) -> dict[str, Any]:
             "myproject": {"handlers": ["slack"], "level": "WARNING"},
         },
     }
+
+
+_CARD_STATE = re.compile(r"^(✅ Finished|❌ Failed|⚠️ Interrupted|⏹️ Stopped early) · ")
+
+
+def start_text(message: Any) -> str:
+    """A thread parent's start text (or a text), without the card's state."""
+    text = message if isinstance(message, str) else message.text
+    return _CARD_STATE.sub("", text, count=1)
+
+
+def is_chart(message: Any) -> bool:
+    """Whether ``message`` is the live card's chart (a file message of its own)."""
+    return bool(message.files) and all(
+        f.name.startswith("metrics-") for f in message.files
+    )
+
+
+def thread_texts(emu: SlackEmulator, channel: str, ts: str | None = None) -> list[str]:
+    """The texts of a run's thread as ppe would post them (the card's parts left out).
+
+    ``ts`` defaults to the channel's only top-level message.
+    """
+    if ts is None:
+        (top,) = emu.top_level(channel)
+        ts = top.ts
+    parent, *replies = emu.thread(channel, ts)
+    return [start_text(parent), *(m.text for m in replies if not is_chart(m))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -239,6 +240,27 @@ def test_a_failure_goes_to_on_error_and_gives_none() -> None:
     bad_best: Any = {"main/loss": "best"}
     png = draw_chart({**history, "x": 3}, title="run", best=bad_best)  # type: ignore[dict-item]
     assert png == draw_chart(history, title="run")
+
+    class Exploding(dict[str, Any]):
+        def __len__(self) -> int:
+            raise RuntimeError("no length")
+
+    assert draw_chart(history, title="run", best=Exploding()) == png
+
+
+@pytest.mark.skipif(shutil.which("latex") is not None, reason="LaTeX would work")
+def test_a_matplotlib_failure_goes_to_on_error() -> None:
+    import matplotlib
+
+    reasons: list[str] = []
+    # A user's rcParams asking for LaTeX where there is none: matplotlib
+    # raises while drawing.
+    with matplotlib.rc_context({"text.usetex": True}):
+        png = draw_chart(run(), title="run", on_error=reasons.append)
+    assert png is None
+    assert len(reasons) == 1 and "latex" in reasons[0]
+    # The next draw, without that setting, works.
+    assert draw_chart(run(), title="run") is not None
 
 
 def test_two_threads_draw_at_once_and_get_what_one_thread_gets() -> None:

@@ -93,6 +93,11 @@ def test_a_failing_rank_is_named_in_the_thread(failed_job) -> None:  # type: ign
     assert interrupted[0].text.startswith(f"`rank 0 of 2 on {HOST}`")
     assert "SIGTERM" in interrupted[0].text
     assert not any("Training finished" in m.text for m in thread)
+    # One card for the job, rank 0's: the job failed, and how.
+    card = emu.message("experiment-progress", thread[0].ts)
+    assert card.blocks[0]["text"]["text"].startswith("❌ Failed")
+    assert f"RuntimeError: rank 1 failed (rank 1 of 2 on {HOST})" in str(card.blocks)
+    assert [m for m in thread if m.blocks] == [thread[0]]
 
 
 def test_rank_0_stopped_during_its_final_flush_delivers_it(tmp_path: Path) -> None:

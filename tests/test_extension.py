@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import make_manager, run_training
+from conftest import make_manager, run_training, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog import SlackDeliveryWarning, TemplateWarning
@@ -37,8 +37,7 @@ def test_drop_in_posts_one_thread(slack_env: SlackEmulator) -> None:
 
     top = slack_env.top_level(CHANNEL)
     assert len(top) == 1
-    thread = slack_env.thread(CHANNEL, top[0].ts)
-    texts = [m.text for m in thread]
+    texts = thread_texts(slack_env, CHANNEL)
     assert texts[0].startswith("🏃 *Training started! ")
     assert "Command: `" in texts[0]
     assert texts[1:4] == [f"Epoch #{e}: loss = 0.5" for e in (1, 2, 3)]
@@ -348,10 +347,14 @@ def test_parity_with_ppe_slack(
 
     emu.reset()
     manager = make_manager(max_epochs=2)
-    manager.extend(ppe_slacklog.Slack(CHANNEL, base_url=emu.base_url, **kwargs))
+    # card=False: ppe's exact messages, no live card (no edits, no chart).
+    manager.extend(
+        ppe_slacklog.Slack(CHANNEL, base_url=emu.base_url, card=False, **kwargs)
+    )
     run_training(manager, _loss)
     ours = [m.text for m in emu.messages(CHANNEL)]
     assert ours == reference
+    assert not any(c.method == "chat.update" for c in emu.calls)
     assert len(ours) == 4
 
 

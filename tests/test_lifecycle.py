@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import is_chart, make_manager, run_training
 
 import ppe_slacklog
 from ppe_slacklog.testing import EmulatedMessage, SlackEmulator
@@ -66,7 +66,8 @@ def _run(
 def _thread(emu: SlackEmulator, channel: str = CHANNEL) -> list[EmulatedMessage]:
     top = emu.top_level(channel)
     assert len(top) == 1, [m.text for m in top]
-    return emu.thread(channel, top[0].ts)
+    # The live card's chart is not one of the run's messages.
+    return [m for m in emu.thread(channel, top[0].ts) if not is_chart(m)]
 
 
 def _interrupted(thread: list[EmulatedMessage]) -> list[EmulatedMessage]:
@@ -85,6 +86,10 @@ def test_sigterm_posts_one_interrupted_message(emu: SlackEmulator) -> None:
     assert "after 0:00:" in message.text
     assert message.reply_broadcast  # seen in the channel, not only the thread
     assert not any("Training finished" in m.text for m in thread)
+    # The live card shows it too, delivered before the process exited.
+    card = emu.message(CHANNEL, thread[0].ts)
+    assert card.blocks[0]["text"]["text"].startswith("⚠️ Interrupted · epoch 2")
+    assert "SIGTERM received" in str(card.blocks)
 
 
 def test_keyboard_interrupt_posts_interrupted(emu: SlackEmulator) -> None:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import make_manager, run_training, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog import SlackHandler
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slack_emulator(rate_limits=False, share_delay=0)
 def _thread_texts(emu: SlackEmulator) -> list[str]:
     top = emu.top_level(CHANNEL)
     assert len(top) == 1, [m.text for m in top]
-    return [m.text for m in emu.thread(CHANNEL, top[0].ts)]
+    return thread_texts(emu, CHANNEL, top[0].ts)
 
 
 def _lines(emu: SlackEmulator) -> list[str]:

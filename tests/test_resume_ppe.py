@@ -69,6 +69,14 @@ def test_manager_load_state_dict_resumes_in_the_same_thread(
     assert "Training finished" in after[-1]
     assert texts[1:3] == ["epoch 1", "epoch 2"], texts
     assert not any("Training started" in t for t in texts[1:]), texts
+    # The run's live card went on: the resumed run finished it.
+    card = emu.message(CHANNEL, top.ts)
+    assert card.blocks[0]["text"]["text"] == "✅ Finished · epoch 4/4"
+    # It still says who started the run, and where it was resumed.
+    assert "Training started!" in card.blocks[1]["text"]["text"]
+    assert "🔁 resumed at epoch 2, iteration 4" in str(card.blocks)
+    running = [e for e in emu.edits(CHANNEL, top.ts) if e.blocks]
+    assert "Running" in running[0].blocks[0]["text"]["text"]
 
 
 def test_one_extension_for_two_trainings_posts_two_threads(

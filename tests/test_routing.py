@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import make_manager, run_training
+from conftest import is_chart, make_manager, run_training, start_text, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog.testing import SlackEmulator
@@ -72,7 +72,7 @@ def test_b_alerts_get_only_end_and_error(
         assert alerts == ["🚨 Run failed at epoch 1: boom"]
     else:
         assert alerts == ["✅ Run finished after 2 epochs (val/loss 0.500)"]
-    progress = [m.text for m in slack_env.messages(CHANNEL)]
+    progress = thread_texts(slack_env, CHANNEL)
     assert progress[0].startswith("🏃 *Training started!")
     assert progress[1] == "ep 1"
     assert progress[-1].startswith("❌" if fail else "✅ *Training finished!")
@@ -90,14 +90,12 @@ def test_c_warnings_top_level_training_in_thread(
     _train(fail=True)
     logging.getLogger("torch").warning("deprecated op")
     handler.flush()
-    top = [m.text for m in slack_env.top_level(CHANNEL)]
+    top = [start_text(m) for m in slack_env.top_level(CHANNEL)]
     assert top[0] == "⚠️ *filelock* lock a is stale"
     assert top[1].startswith("🏃 *Training started!")
     assert top[2] == "⚠️ *torch* deprecated op"
     assert len(top) == 3  # the error went to the thread only, once
-    thread = [
-        m.text for m in slack_env.thread(CHANNEL, slack_env.top_level(CHANNEL)[1].ts)
-    ]
+    thread = thread_texts(slack_env, CHANNEL, slack_env.top_level(CHANNEL)[1].ts)
     assert thread[-1].startswith("❌ *Error during training.")
     assert sum("Error during training" in m.text for m in slack_env.messages()) == 1
 
@@ -126,7 +124,7 @@ def test_e_enriched_events_in_slack_and_json(
 ) -> None:
     _load("e_enriched.yaml", tmp_path, monkeypatch)
     _train()
-    texts = [m.text for m in slack_env.messages(CHANNEL)]
+    texts = [m.text for m in slack_env.messages(CHANNEL) if not is_chart(m)]
     assert all("_host: " in t and " · git_revision: " in t for t in texts)
     rows = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert all(r["host"] and r["git_revision"] for r in rows)
@@ -154,4 +152,4 @@ def test_basic_config_keeps_the_drop_in(slack_env: SlackEmulator) -> None:
             if not type(handler).__name__.startswith("LogCapture"):
                 logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)
-    assert len(slack_env.messages(CHANNEL)) == 4
+    assert len(thread_texts(slack_env, CHANNEL)) == 4

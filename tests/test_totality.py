@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import make_manager, run_training
+from conftest import make_manager, run_training, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog import (
@@ -115,7 +115,7 @@ def test_meta_tensor_becomes_a_marker_and_training_completes(
         run_training(manager, lambda m: {"val/meta1": _meta(), "loss": 0.5})
 
     assert manager.iteration == 4  # the loop ran to its end
-    texts = [m.text for m in emu.messages(CHANNEL)]
+    texts = thread_texts(emu, CHANNEL)
     assert texts[1:3] == [
         "e1 x=[unprintable: val/meta1] loss=0.5",
         "e2 x=[unprintable: val/meta1] loss=0.5",
@@ -140,7 +140,7 @@ def test_unused_hostile_value_does_not_stop_training(emu: SlackEmulator) -> None
     with _recorded() as caught:
         run_training(manager, lambda m: {"hostile2": Hostile(), "loss": 0.5})
 
-    texts = [m.text for m in emu.messages(CHANNEL)]
+    texts = thread_texts(emu, CHANNEL)
     assert texts[1:3] == ["Epoch #1", "Epoch #2"]
     assert len(texts) == 4
     assert len(_naming(caught, "hostile2")) == 1
@@ -155,7 +155,7 @@ def test_hostile_value_in_a_template(emu: SlackEmulator) -> None:
     manager.extend(ppe_slacklog.Slack(CHANNEL, msg="{hostile3:.2f} at {manager.epoch}"))
     with _recorded() as caught:
         run_training(manager, lambda m: {"hostile3": Hostile()})
-    texts = [m.text for m in emu.messages(CHANNEL)]
+    texts = thread_texts(emu, CHANNEL)
     assert texts[1:3] == [
         "[unprintable: hostile3] at 1",
         "[unprintable: hostile3] at 2",
@@ -178,7 +178,7 @@ def test_broken_context_loses_no_message(emu: SlackEmulator) -> None:
     with _recorded() as caught:
         run_training(manager)
 
-    texts = [m.text for m in emu.messages(CHANNEL)]
+    texts = thread_texts(emu, CHANNEL)
     assert texts[:3] == [
         "[unprintable: context.run_name] starts",
         "[unprintable: context] at 1",
@@ -300,7 +300,7 @@ def test_excepthook_and_exit_watcher_survive_hostile_values(
     assert child.returncode == 1, child.stderr
     assert "previous hook saw Unspeakable" in child.stdout, child.stderr
     assert "Error in sys.excepthook" not in child.stderr, child.stderr
-    texts = [m.text for m in emu.messages(CHANNEL)]
+    texts = thread_texts(emu, CHANNEL)
     assert len(texts) == 2, texts
     assert texts[1].startswith(
         "⚠️ *Training interrupted: uncaught Unspeakable: [unprintable: error]. "

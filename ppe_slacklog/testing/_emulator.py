@@ -134,6 +134,7 @@ class SlackEmulator:
         rate_limits: Apply Slack's rate limits (restored by :meth:`reset`).
         non_marketplace: Apply the history limits of non-Marketplace apps.
         share_delay: Seconds from an upload's completion to its file message.
+        port: The localhost port to serve on (0: a free one, chosen at start).
 
     Example:
         >>> with SlackEmulator() as emu:
@@ -155,6 +156,7 @@ class SlackEmulator:
         rate_limits: bool = True,
         non_marketplace: bool = False,
         share_delay: float = 1.0,
+        port: int = 0,
     ) -> None:
         """Create a stopped emulator; see the class docstring for arguments."""
         self._token = token
@@ -168,12 +170,12 @@ class SlackEmulator:
         self._faults = FaultPlan(latency, rules)
         self.share_delay = share_delay
         self._engine = Engine(self._workspace, self._faults, token)
-        self._server = EmulatorServer(self._engine)
+        self._server = EmulatorServer(self._engine, port)
 
     # -------------------------------------------------------------- lifecycle
 
     def start(self) -> SlackEmulator:
-        """Start serving on a free localhost port (idempotent).
+        """Start serving on localhost (idempotent).
 
         Returns:
             The emulator itself, for chaining.

@@ -234,11 +234,25 @@ class Engine:
     def handle_api(
         self, method: str, headers: Mapping[str, str], query: str, body: bytes
     ) -> Reply | None:
-        """Answer ``POST /api/<method>``; ``None`` means drop the connection."""
-        started = time.time()
+        """Answer ``POST /api/<method>``; ``None`` means drop the connection.
+
+        Like Slack, every answer to an authenticated call names the token's
+        scopes in the ``x-oauth-scopes`` header (what ``ppe-slacklog check``
+        reads).
+        """
         content_type = headers.get("Content-Type") or headers.get("content-type") or ""
         params = parse_params(content_type, query, body)
         auth_error = self._authenticate(headers, params)
+        reply = self._handle_api(method, params, auth_error)
+        if reply is None or auth_error or reply.status >= 500:
+            return reply
+        scopes = ("x-oauth-scopes", ",".join(self.workspace.scopes))
+        return replace(reply, headers=(*reply.headers, scopes))
+
+    def _handle_api(
+        self, method: str, params: dict[str, Any], auth_error: str
+    ) -> Reply | None:
+        started = time.time()
         handled, reply = self._prelude(method, params, started)
         if handled:
             return reply

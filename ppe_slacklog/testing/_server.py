@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._engine import Engine, Reply
+from ._viewer import VIEWER_PATH, viewer_reply
 
 __all__ = ["EmulatorServer"]
 
@@ -58,6 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {k: v for k, v in self.headers.items()}
             path = url.path[len(_WEBHOOK_PREFIX) :]
             self._send(engine.handle_webhook(path, headers, body))
+        elif self.command == "GET" and (
+            url.path == VIEWER_PATH or url.path.startswith(VIEWER_PATH + "/")
+        ):
+            # The thread viewer (HTML for people, not part of Slack's API).
+            self._send(viewer_reply(engine.workspace, url.path, url.query))
         else:
             self._send(Reply(404, b"Not Found", "text/plain; charset=utf-8"))
 
@@ -74,9 +80,9 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, port: int) -> None:
         self.engine = engine
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class EmulatorServer:
@@ -86,9 +92,10 @@ class EmulatorServer:
         >>> # server = EmulatorServer(engine); server.start(); server.port
     """
 
-    def __init__(self, engine: Engine) -> None:
-        """Prepare (but do not bind) a server for ``engine``."""
+    def __init__(self, engine: Engine, port: int = 0) -> None:
+        """Prepare (but do not bind) a server for ``engine`` (port 0: any free one)."""
         self._engine = engine
+        self._port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -105,10 +112,10 @@ class EmulatorServer:
         return int(self._httpd.server_address[1])
 
     def start(self) -> None:
-        """Bind 127.0.0.1:<free port> and serve in a daemon thread."""
+        """Bind 127.0.0.1:<port> (0: a free one) and serve in a daemon thread."""
         if self._httpd is not None:
             return
-        httpd = _HTTPServer(self._engine)
+        httpd = _HTTPServer(self._engine, self._port)
         thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
