@@ -389,7 +389,7 @@ def main() -> None:
     on = run(True, args.minutes, args.rate, args.latency)
     off = run(False, baseline, args.rate, args.latency) if baseline > 0 else None
     print_table(
-        "Results (card=False run as the baseline)",
+        "Results (card=False run as the baseline)" if off else "Results",
         _rows(on, off, CARD_INTERVAL),
         base_name="card=False",
         ours_name="card on (default)",
