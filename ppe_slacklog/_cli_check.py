@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any, Final, NamedTuple, TextIO
 
-__all__ = ["SCOPES", "Scope", "add_parser", "run"]
+__all__ = ["PARSER", "SCOPES", "Scope", "add_arguments", "run"]
 
 
 class Scope(NamedTuple):
@@ -86,19 +86,22 @@ class Checklist:
         print(f"    fix: {fix}", file=self._out)
 
 
-def add_parser(commands: Any) -> None:
-    """Adds the ``check`` subcommand to ``commands`` (argparse subparsers)."""
-    parser = commands.add_parser(
-        "check",
-        help="check the Slack token, its scopes and a channel before a run",
-        description=(
-            "Check SLACK_BOT_TOKEN (against SLACK_API_URL when set): is the token "
-            "valid, which scopes the library uses are granted, does the channel "
-            "exist and can the bot post there. Exit status 0 when a training "
-            "would post, 1 otherwise. With --webhook, check an Incoming Webhook "
-            "instead."
-        ),
-    )
+#: The subcommand's name, help and description (``cli.build_parser``).
+PARSER: Final[dict[str, Any]] = {
+    "name": "check",
+    "help": "check the Slack token, its scopes and a channel before a run",
+    "description": (
+        "Check SLACK_BOT_TOKEN (against SLACK_API_URL when set): is the token "
+        "valid, which scopes the library uses are granted, does the channel "
+        "exist and can the bot post there. Exit status 0 when a training "
+        "would post, 1 otherwise. With --webhook, check an Incoming Webhook "
+        "instead."
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of ``check`` to its parser."""
     parser.add_argument(
         "--channel", metavar="C", help="channel name (#name or name) or ID to check"
     )
@@ -112,7 +115,6 @@ def add_parser(commands: Any) -> None:
         metavar="URL",
         help="check this Incoming Webhook URL instead of the token",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

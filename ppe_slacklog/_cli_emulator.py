@@ -12,22 +12,25 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PARSER", "add_arguments", "run"]
 
 
-def add_parser(commands: Any) -> None:
-    """Adds the ``emulator`` subcommand to ``commands`` (argparse subparsers)."""
-    parser = commands.add_parser(
-        "emulator",
-        help="run the bundled Slack emulator until Ctrl-C",
-        description=(
-            "Run ppe_slacklog's Slack Web API emulator on 127.0.0.1 until "
-            "Ctrl-C or SIGTERM. Prints the two export lines that point a "
-            "training at it, and the URL of its thread viewer."
-        ),
-    )
+#: The subcommand's name, help and description (``cli.build_parser``).
+PARSER: Final[dict[str, Any]] = {
+    "name": "emulator",
+    "help": "run the bundled Slack emulator until Ctrl-C",
+    "description": (
+        "Run ppe_slacklog's Slack Web API emulator on 127.0.0.1 until "
+        "Ctrl-C or SIGTERM. Prints the two export lines that point a "
+        "training at it, and the URL of its thread viewer."
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of ``emulator`` to its parser."""
     parser.add_argument(
         "--port",
         type=int,
@@ -49,7 +52,6 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="no rate limits and no delay in sharing files (Slack has both)",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

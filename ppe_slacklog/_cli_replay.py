@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PARSER", "add_arguments", "run"]
 
 _EPILOG = """\
 what is posted:
@@ -46,21 +46,24 @@ running it again:
 """
 
 
-def add_parser(commands: Any) -> None:
-    """Adds the ``replay`` subcommand to ``commands`` (argparse subparsers)."""
-    parser = commands.add_parser(
-        "replay",
-        help="post the training events of a JSON-lines file to Slack",
-        description=(
-            "Post the training events of a file written by "
-            "ppe_slacklog.JsonFormatter to a Slack channel, one thread per run, "
-            "as the live handler would have. Running it again posts only what "
-            "is not in the run's thread yet. Uses SLACK_BOT_TOKEN and "
-            "SLACK_API_URL."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+#: The subcommand's name, help, description and epilog (``cli.build_parser``).
+PARSER: Final[dict[str, Any]] = {
+    "name": "replay",
+    "help": "post the training events of a JSON-lines file to Slack",
+    "description": (
+        "Post the training events of a file written by "
+        "ppe_slacklog.JsonFormatter to a Slack channel, one thread per run, "
+        "as the live handler would have. Running it again posts only what "
+        "is not in the run's thread yet. Uses SLACK_BOT_TOKEN and "
+        "SLACK_API_URL."
+    ),
+    "epilog": _EPILOG,
+    "formatter_class": argparse.RawDescriptionHelpFormatter,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of ``replay`` to its parser."""
     parser.add_argument("file", metavar="FILE.jsonl", help="the JSON-lines file")
     parser.add_argument(
         "--channel", required=True, metavar="C", help="channel name or ID"
@@ -73,7 +76,6 @@ def add_parser(commands: Any) -> None:
             "loss = {val/loss}' (default: ppe's 'Epoch #<epoch>')"
         ),
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .events import DEFAULT_LOGGER, EVENT_KINDS, EXTRA_ATTR, RunFacts
+from .events import DEFAULT_LOGGER, EVENT_FIELDS, EVENT_KINDS, EXTRA_ATTR, RunFacts
 from .templates import escape
 
 __all__ = ["ReplayFile", "read_events"]
@@ -36,18 +36,10 @@ _STANDARD: Final = frozenset(
         "level",
         "logger",
         "message",
-        "ppe_event",
-        "run_id",
-        "epoch",
-        "iteration",
-        "elapsed_time",
-        "observations",
-        "filenames",
-        "context",
+        *EVENT_FIELDS,
         "exc_type",
         "exc_message",
         "traceback",
-        *RunFacts._fields,
     }
 )
 

@@ -2,7 +2,9 @@
 
 Installed as the ``ppe-slacklog`` script and runnable as
 ``python -m ppe_slacklog``. Each subcommand lives in its own module
-(``_cli_check``, ``_cli_emulator``, ``_cli_replay``); this one only parses.
+(``_cli_check``, ``_cli_emulator``, ``_cli_replay``), which names it
+(``PARSER``), adds its options (``add_arguments``) and runs it (``run``);
+this one only parses.
 
 Example:
     >>> main(["--help"])  # doctest: +SKIP
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     for module in (_cli_check, _cli_emulator, _cli_replay):
-        module.add_parser(commands)
+        command = commands.add_parser(**module.PARSER)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
     return parser
 
 

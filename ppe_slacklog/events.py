@@ -20,6 +20,7 @@ from ._safetext import Unprintable, describe, text_of
 
 __all__ = [
     "DEFAULT_LOGGER",
+    "EVENT_FIELDS",
     "EVENT_KINDS",
     "EXTRA_ATTR",
     "PROGRESS_ATTR",
@@ -389,6 +390,21 @@ class RunFacts(NamedTuple):
 
 _RUN_FIELDS: Final = RunFacts._fields
 _RUN_KEYS: Final = frozenset(_RUN_FIELDS)
+
+#: The record contract's attributes of a training event (``exc_info``
+#: aside), in the order ``JsonFormatter`` writes them; the :class:`RunFacts`
+#: fields last, set only when they apply.
+EVENT_FIELDS: Final[tuple[str, ...]] = (
+    "ppe_event",
+    "run_id",
+    "epoch",
+    "iteration",
+    "elapsed_time",
+    "observations",
+    "filenames",
+    "context",
+    *_RUN_FIELDS,
+)
 
 
 class TrainingEvent(NamedTuple):

@@ -39,23 +39,10 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from ._safetext import describe, format_message, text_of
-from .events import EXTRA_ATTR, RunFacts
+from .events import EVENT_FIELDS, EXTRA_ATTR
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "record_fields"]
 
-# The record contract's attributes, in the order they are written.
-_EVENT_FIELDS: Final = (
-    "ppe_event",
-    "run_id",
-    "epoch",
-    "iteration",
-    "elapsed_time",
-    "observations",
-    "filenames",
-    "context",
-    # Set only when they apply (see events.RunFacts).
-    *RunFacts._fields,
-)
 _MAX_REPR: Final = 1000
 
 
@@ -141,7 +128,7 @@ def record_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     out["message"] = _message(event_dict.get("event", ""))
     if record is not None:
         d = record.__dict__
-        for name in _EVENT_FIELDS:
+        for name in EVENT_FIELDS:
             if name in d:
                 out[name] = _safe(d[name], name=name)
         out.update(_exception_fields(event_dict.get("exc_info") or record.exc_info))

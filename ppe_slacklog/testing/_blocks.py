@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from ._metadata import json_param
 from ._state import ApiResult, error_result
 
 __all__ = [
@@ -82,15 +83,10 @@ def parse_blocks(raw: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
         >>> parse_blocks('{"type": "divider"}')
         (None, 'invalid_blocks_format')
     """
-    if raw is None or raw == "":
-        return None, None
-    value = raw
-    if isinstance(raw, (str, bytes)):
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None, "invalid_blocks_format"
-    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+    value, error = json_param(raw, list, "invalid_blocks_format")
+    if value is None:
+        return None, error
+    if not all(isinstance(b, dict) for b in value):
         return None, "invalid_blocks_format"
     # A JSON round trip: an independent copy of plain JSON values.
     copied: list[dict[str, Any]] = json.loads(json.dumps(value))

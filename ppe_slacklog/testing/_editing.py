@@ -18,6 +18,7 @@ from ._state import (
     BOT_USER_ID,
     MAX_TEXT_CHARS,
     ApiResult,
+    Channel,
     PendingShare,
     error_result,
     ok_result,
@@ -80,6 +81,24 @@ class EditMethods(WebhookMethods):
                 return file
         return None
 
+    def _named_file(
+        self, params: Mapping[str, Any], scope: str
+    ) -> EmulatedFile | ApiResult:
+        """The file a ``files.*`` call names, or Slack's refusal.
+
+        The checks ``files.info`` and ``files.delete`` share: the ``scope``,
+        ``file_not_found``, ``file_deleted``.
+        """
+        denied = self._missing_scope(scope)
+        if denied:
+            return denied
+        file = self._files.get(text_param(params, "file") or "")
+        if file is None:
+            return error_result("file_not_found")
+        if file.deleted:
+            return error_result("file_deleted")
+        return file
+
     def image_name(self, ref: Mapping[str, Any]) -> str:
         """What an image block's ``slack_file`` shows: the file's name."""
         with self._lock:
@@ -105,23 +124,68 @@ class EditMethods(WebhookMethods):
                 return None, refused
         return blocks, None
 
-    # ------------------------------------------------------------ methods
+    def _named_channel(
+        self, params: Mapping[str, Any], scope: str, *, allow_names: bool
+    ) -> Channel | ApiResult:
+        """The channel a call names, or Slack's refusal.
 
-    def _chat_update(self, params: Mapping[str, Any]) -> ApiResult:
-        denied = self._missing_scope("chat:write")
+        The ``scope`` must be granted, and the channel visible to the bot
+        (else ``channel_not_found``).
+        """
+        denied = self._missing_scope(scope)
         if denied:
             return denied
-        # Unlike chat.postMessage, chat.update takes conversation IDs only.
         channel = self._visible(
-            self._lookup(text_param(params, "channel") or "", allow_names=False)
+            self._lookup(text_param(params, "channel") or "", allow_names=allow_names)
         )
         if channel is None:
             return error_result("channel_not_found")
+        return channel
+
+    def _writable_channel(
+        self, params: Mapping[str, Any], *, allow_names: bool
+    ) -> Channel | ApiResult:
+        """The channel a message write names, or Slack's refusal.
+
+        The checks ``chat.postMessage`` and ``chat.update`` share, in Slack's
+        order: the ``chat:write`` scope, ``channel_not_found``,
+        ``not_in_channel`` (unless ``chat:write.public`` covers a public
+        channel), ``is_archived``.
+        """
+        channel = self._named_channel(params, "chat:write", allow_names=allow_names)
+        if isinstance(channel, ApiResult):
+            return channel
         public_post = not channel.private and "chat:write.public" in self.scopes
         if not channel.member and not public_post:
             return error_result("not_in_channel")
         if channel.archived:
             return error_result("is_archived")
+        return channel
+
+    def _checked_content(
+        self, params: Mapping[str, Any]
+    ) -> tuple[str | None, list[dict[str, Any]] | None, ApiResult | None]:
+        """A message write's ``text`` and checked ``blocks``.
+
+        Returns:
+            ``(text, blocks, None)``, or ``(None, None, error)`` when the
+            blocks are refused or there is nothing to show (``no_text``).
+        """
+        text = text_param(params, "text")
+        blocks, refused = self.checked_blocks(params.get("blocks"))
+        if refused is not None:
+            return None, None, refused
+        if not text and not blocks and not params.get("attachments"):
+            return None, None, error_result("no_text")
+        return text, blocks, None
+
+    # ------------------------------------------------------------ methods
+
+    def _chat_update(self, params: Mapping[str, Any]) -> ApiResult:
+        # Unlike chat.postMessage, chat.update takes conversation IDs only.
+        channel = self._writable_channel(params, allow_names=False)
+        if isinstance(channel, ApiResult):
+            return channel
         ts = text_param(params, "ts") or ""
         number = self._find_message(channel.id, ts)
         if number is None or self._messages[number].deleted:
@@ -131,12 +195,9 @@ class EditMethods(WebhookMethods):
             return error_result("cant_update_message")
         if (channel.id, ts) in self._edit_closed:
             return error_result("edit_window_closed")
-        text = text_param(params, "text")
-        blocks, refused = self.checked_blocks(params.get("blocks"))
+        text, blocks, refused = self._checked_content(params)
         if refused is not None:
             return refused
-        if not text and not blocks and not params.get("attachments"):
-            return error_result("no_text")
         if text is not None and len(text) > MAX_TEXT_CHARS:
             return error_result("msg_too_long")
         metadata: Any = _NOT_GIVEN
@@ -168,14 +229,9 @@ class EditMethods(WebhookMethods):
         return ok_result(channel=channel.id, ts=ts, text=body["text"], message=body)
 
     def _files_delete(self, params: Mapping[str, Any]) -> ApiResult:
-        denied = self._missing_scope("files:write")
-        if denied:
-            return denied
-        file = self._files.get(text_param(params, "file") or "")
-        if file is None:
-            return error_result("file_not_found")
-        if file.deleted:
-            return error_result("file_deleted")
+        file = self._named_file(params, "files:write")
+        if isinstance(file, ApiResult):
+            return file
         if file.user != BOT_USER_ID:
             return error_result("cant_delete_file")
         self._delete_file(file)

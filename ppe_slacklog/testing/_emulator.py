@@ -504,10 +504,11 @@ class SlackEmulator:
             >>> with SlackEmulator() as emu:
             ...     c = emu.client()
             ...     posted = c.chat_postMessage(channel="general", text="v1")
-            ...     ts = posted["ts"]
-            ...     _ = c.chat_update(channel=posted["channel"], ts=ts, text="v2")
+            ...     channel, ts = posted["channel"], posted["ts"]
+            ...     for text in ("v2", "v3"):
+            ...         _ = c.chat_update(channel=channel, ts=ts, text=text)
             ...     [e.text for e in emu.edits("general", ts)]
-            ['v1']
+            ['v1', 'v2']
         """
         return list(self.message(channel, ts).edits)
 

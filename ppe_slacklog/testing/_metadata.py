@@ -1,11 +1,51 @@
-"""Validation of the ``metadata`` argument of ``chat.postMessage``."""
+"""Validation of the ``metadata`` argument, and the JSON reading it shares.
+
+``blocks`` (see ``_blocks``) arrives in the same two forms as ``metadata``:
+a JSON value inside a JSON body, or a JSON string.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["parse_metadata"]
+__all__ = ["json_param", "parse_metadata"]
+
+_T = TypeVar("_T")
+
+
+def json_param(raw: Any, kind: type[_T], error: str) -> tuple[_T | None, str | None]:
+    """Read an argument that is a JSON ``kind`` (list, dict) or its JSON string.
+
+    ``slack_sdk`` sends lists and dicts inside its JSON body; a form-encoded
+    call sends them as JSON strings.
+
+    Args:
+        raw: The parameter as sent (``None``/``""`` when absent).
+        kind: The type the value must have.
+        error: Slack's error code for a value that is not JSON or not a
+            ``kind``.
+
+    Returns:
+        ``(None, None)`` when absent, ``(value, None)``, or ``(None, error)``.
+
+    Example:
+        >>> json_param('{"a": 1}', dict, "bad"), json_param([1], list, "bad")
+        (({'a': 1}, None), ([1], None))
+        >>> json_param("{", dict, "bad"), json_param("null", dict, "bad")
+        ((None, 'bad'), (None, 'bad'))
+    """
+    if raw is None or raw == "":
+        return None, None
+    value = raw
+    if isinstance(raw, (str, bytes)):
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None, error
+    if not isinstance(value, kind):
+        return None, error
+    return value, None
 
 
 def parse_metadata(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -30,16 +70,9 @@ def parse_metadata(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
         >>> parse_metadata({"event_type": "run"})
         (None, 'invalid_metadata_schema')
     """
-    if raw is None or raw == "":
-        return None, None
-    value = raw
-    if isinstance(raw, (str, bytes)):
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None, "invalid_metadata_format"
-    if not isinstance(value, dict):
-        return None, "invalid_metadata_format"
+    value, error = json_param(raw, dict, "invalid_metadata_format")
+    if value is None:
+        return None, error
     event_type = value.get("event_type")
     payload = value.get("event_payload")
     if not isinstance(event_type, str) or not event_type.strip():

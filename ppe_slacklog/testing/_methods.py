@@ -92,27 +92,14 @@ class Workspace(EditMethods):
         )
 
     def _chat_post_message(self, params: Mapping[str, Any]) -> ApiResult:
-        denied = self._missing_scope("chat:write")
-        if denied:
-            return denied
-        channel = self._visible(
-            self._lookup(text_param(params, "channel") or "", allow_names=True)
-        )
-        if channel is None:
-            return error_result("channel_not_found")
-        public_post = not channel.private and "chat:write.public" in self.scopes
-        if not channel.member and not public_post:
-            return error_result("not_in_channel")
-        if channel.archived:
-            return error_result("is_archived")
+        channel = self._writable_channel(params, allow_names=True)
+        if isinstance(channel, ApiResult):
+            return channel
         if channel.restricted:
             return error_result("restricted_action")
-        text = text_param(params, "text")
-        blocks, refused = self.checked_blocks(params.get("blocks"))
+        text, blocks, refused = self._checked_content(params)
         if refused is not None:
             return refused
-        if not text and not blocks and not params.get("attachments"):
-            return error_result("no_text")
         warnings: list[str] = []
         if text is not None and len(text) > MAX_TEXT_CHARS:
             # Slack keeps the first 40,000 characters and says so only in a
@@ -270,14 +257,9 @@ class Workspace(EditMethods):
         return ok_result(files=answer)
 
     def _files_info(self, params: Mapping[str, Any]) -> ApiResult:
-        denied = self._missing_scope("files:read")
-        if denied:
-            return denied
-        file = self._files.get(text_param(params, "file") or "")
-        if file is None:
-            return error_result("file_not_found")
-        if file.deleted:
-            return error_result("file_deleted")
+        file = self._named_file(params, "files:read")
+        if isinstance(file, ApiResult):
+            return file
         return ok_result(
             file=self._file_json(file),
             comments=[],
@@ -333,14 +315,9 @@ class Workspace(EditMethods):
         )
 
     def _conversations_info(self, params: Mapping[str, Any]) -> ApiResult:
-        denied = self._missing_scope("channels:read")
-        if denied:
-            return denied
-        channel = self._visible(
-            self._lookup(text_param(params, "channel") or "", allow_names=False)
-        )
-        if channel is None:
-            return error_result("channel_not_found")
+        channel = self._named_channel(params, "channels:read", allow_names=False)
+        if isinstance(channel, ApiResult):
+            return channel
         return ok_result(channel=self._channel_json(channel))
 
     def _conversations_join(self, params: Mapping[str, Any]) -> ApiResult:
