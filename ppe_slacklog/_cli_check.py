@@ -9,6 +9,7 @@ The token is never printed, not even in part.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, Final, NamedTuple, TextIO
 
@@ -68,6 +69,8 @@ class Checklist:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self.problems = 0
+        #: Facts a training needs that could not be verified (see ``unsure``).
+        self.unverified = 0
 
     def ok(self, text: str) -> None:
         """A fact that is fine."""
@@ -78,6 +81,16 @@ class Checklist:
         print(f"⚠ {text}", file=self._out)
         if fix:
             print(f"    fix: {fix}", file=self._out)
+
+    def unsure(self, text: str, fix: str) -> None:
+        """A fact a training needs that cannot be verified (⚠, exit status 0).
+
+        A training would post if it holds (say, a private channel the bot
+        is in, which only ``groups:read`` could show), so the check does not
+        fail, but it does not end in "All set" either.
+        """
+        self.unverified += 1
+        self.warn(text, fix)
 
     def bad(self, text: str, fix: str) -> None:
         """A problem that keeps a training from posting."""
@@ -103,7 +116,10 @@ PARSER: Final[dict[str, Any]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the options of ``check`` to its parser."""
     parser.add_argument(
-        "--channel", metavar="C", help="channel name (#name or name) or ID to check"
+        "--channel",
+        metavar="C",
+        type=channel_arg,
+        help="channel name (#name or name) or ID to check (ignored with --webhook)",
     )
     parser.add_argument(
         "--post",
@@ -123,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
     if args.webhook:
         from ._cli_webhook import check_webhook
 
+        if args.channel:
+            # A webhook posts where it was created for; it cannot be told.
+            checks.warn(
+                f"--channel {args.channel} is ignored with --webhook: an Incoming "
+                "Webhook always posts to the channel it was created for"
+            )
         check_webhook(checks, args.webhook, post=args.post)
     else:
         _check_token(checks, args.channel, post=args.post)
@@ -130,8 +152,86 @@ def run(args: argparse.Namespace) -> int:
         noun = "problem" if checks.problems == 1 else "problems"
         print(f"\n{checks.problems} {noun}: a training would not post as it should.")
         return 1
+    if checks.unverified:
+        print(
+            "\nNot all verified (⚠ above): a training posts if what could not be "
+            "checked holds; run again with --post to be sure."
+        )
+        return 0
     print("\nAll set: a training can post to Slack.")
     return 0
+
+
+def channel_arg(text: str) -> str:
+    """The ``--channel`` option's type: a non-empty name or ID.
+
+    Example:
+        >>> channel_arg("#alerts")
+        '#alerts'
+    """
+    if not text.strip().lstrip("#"):
+        raise argparse.ArgumentTypeError("the channel must not be empty")
+    return text
+
+
+def printable_url(url: str) -> str:
+    """``url`` without credentials (``user:password@``) or query, for printing.
+
+    Example:
+        >>> printable_url("https://user:s3cret@proxy.example/api/?key=x")
+        'https://proxy.example/api/'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    except ValueError:
+        return "(SLACK_API_URL is not a valid URL)"
+
+
+#: Slack errors that say Slack (not the token or the channel) is in trouble.
+_SLACK_TROUBLE: Final = frozenset(
+    {
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
+
+
+def slack_trouble(exc: Exception) -> str | None:
+    """What is wrong when Slack fails or limits (5xx, 429), else ``None``.
+
+    Such an answer says nothing about the token or the channel: the fix is
+    to try again later, never to change the setup.
+
+    Example:
+        >>> slack_trouble(ValueError("x")) is None
+        True
+    """
+    from slack_sdk.errors import SlackApiError
+
+    if not isinstance(exc, SlackApiError):
+        return None
+    status = int(getattr(exc.response, "status_code", 0) or 0)
+    code = _slack_error(exc)
+    if status == 429 or code == "ratelimited":
+        return "Slack is rate limiting this app (HTTP 429)"
+    if status >= 500 or code in _SLACK_TROUBLE:
+        detail = "" if code.startswith("http_") else f", {code}"
+        return f"Slack is failing (HTTP {status}{detail})"
+    return None
+
+
+#: The fix for :func:`slack_trouble`'s answers.
+TRY_AGAIN: Final = (
+    "this is on Slack's side, not in your setup: try again in a few minutes "
+    "(https://slack-status.com)"
+)
 
 
 def _slack_error(exc: Exception) -> str:
@@ -139,19 +239,25 @@ def _slack_error(exc: Exception) -> str:
     from slack_sdk.errors import SlackApiError
 
     if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+        code = str(exc.response.get("error") or "")
+        # Slack's codes are snake_case words; anything else is a body that
+        # was not Slack's JSON (an HTML error page): never print it.
+        if not re.fullmatch(r"[a-z0-9_.:]{1,80}", code):
+            code = f"http_{exc.response.status_code}"
+        return code
     return type(exc).__name__
 
 
 def _check_token(checks: Checklist, channel: str | None, *, post: bool) -> None:
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
     from .slackapi import _FIXES, resolve_base_url, resolve_token, silent_logger
 
     token = resolve_token(None)
     base_url = resolve_base_url(None)
-    print(f"Slack API: {base_url}")
+    print(f"Slack API: {printable_url(base_url)}")
     if not token:
         checks.bad(
             "SLACK_BOT_TOKEN is not set",
@@ -162,12 +268,17 @@ def _check_token(checks: Checklist, channel: str | None, *, post: bool) -> None:
         token=token,
         base_url=base_url,
         timeout=15,
-        retry_handlers=[],
+        # A 429 is waited out (Retry-After), twice at most: check stays short.
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
         logger=silent_logger(),
     )
     try:
         auth = client.auth_test()
     except SlackApiError as exc:
+        trouble = slack_trouble(exc)
+        if trouble is not None:
+            checks.bad(f"{trouble}: the token could not be checked", TRY_AGAIN)
+            return
         code = _slack_error(exc)
         fix = _FIXES.get(code) or f"Slack answered '{code}' to auth.test"
         checks.bad(f"token not accepted ({code})", fix)
@@ -175,7 +286,8 @@ def _check_token(checks: Checklist, channel: str | None, *, post: bool) -> None:
     except Exception as exc:  # no answer: the type only (never the request)
         checks.bad(
             f"Slack cannot be reached ({type(exc).__name__})",
-            f"check that {base_url} is reachable from here (SLACK_API_URL, proxies)",
+            f"check that {printable_url(base_url)} is reachable from here "
+            "(SLACK_API_URL, proxies)",
         )
         return
     bot = str(auth.get("user") or "your-bot")
@@ -230,3 +342,5 @@ def post_test(checks: Checklist, client: Any, channel: str) -> None:
         checks.bad(f"test post to {channel} failed ({exc.code})", exc.fix)
         return
     checks.ok(f"posted a test message (ts {posted.ts}) and a reply in its thread")
+    # The post proves what the channel checks could not verify.
+    checks.unverified = 0

@@ -64,9 +64,15 @@ PARSER: Final[dict[str, Any]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the options of ``replay`` to its parser."""
+    from ._cli_check import channel_arg
+
     parser.add_argument("file", metavar="FILE.jsonl", help="the JSON-lines file")
     parser.add_argument(
-        "--channel", required=True, metavar="C", help="channel name or ID"
+        "--channel",
+        required=True,
+        metavar="C",
+        type=channel_arg,
+        help="channel name or ID",
     )
     parser.add_argument(
         "--msg",
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     try:
-        with path.open(encoding="utf-8") as lines:
+        with path.open("rb") as lines:
             found = read_events(lines, path.name)
     except OSError as exc:
         print(

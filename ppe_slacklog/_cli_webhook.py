@@ -29,13 +29,18 @@ def check_webhook(checks: Checklist, url: str, *, post: bool) -> None:
     from .slackapi import silent_logger
     from .webhookapi import WebhookApi, webhook_label
 
-    label = webhook_label(url)
-    print(f"Incoming Webhook: {label}")
     try:
+        label = webhook_label(url)
         api = WebhookApi.create(url)
-    except ValueError as exc:
-        checks.bad(str(exc), "pass the URL Slack shows under Incoming Webhooks")
+    except ValueError:
+        # urlsplit's message may quote the URL, and with it the secret.
+        checks.bad(
+            "--webhook is not a valid webhook URL",
+            "pass the URL Slack shows under Incoming Webhooks "
+            "(https://hooks.slack.com/services/T.../B.../...)",
+        )
         return
+    print(f"Incoming Webhook: {label}")
     if post:
         try:
             api.post(label, _TEST_TEXT)

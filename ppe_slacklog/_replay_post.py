@@ -10,9 +10,26 @@ retries like it does for a live run.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._replay_thread import ThreadState
 
 __all__ = ["ReplayError", "Replayer"]
+
+# Errors a later attempt may not meet (no answer, or Slack busy).
+_TRANSIENT: Final = frozenset(
+    {
+        "ConnectionError",
+        "URLError",
+        "TimeoutError",
+        "timeout",
+        "socket.timeout",
+        "RemoteDisconnected",
+        "OSError",
+        "ratelimited",
+    }
+)
 
 # How long one event may take to be delivered (pacing, 429s, retries).
 _EVENT_TIMEOUT: Final = 120.0
@@ -26,6 +43,45 @@ def _code(exc: Exception) -> str:
     from ._cli_check import _slack_error
 
     return _slack_error(exc)
+
+
+def _archived(client: Any, channel: str) -> bool:
+    """Whether ``channel`` (a name) is an archived channel the bot can see."""
+    from ._cli_channel import _lookup
+
+    try:
+        channel_id, _ = _lookup(client, channel.lstrip("#"))
+        if channel_id is None:
+            return False
+        info = client.conversations_info(channel=channel_id)["channel"]
+    except Exception:
+        return False  # the lookup's own error is reported
+    return bool(info.get("is_archived"))
+
+
+def _fix(exc: Exception, code: str) -> str:
+    """What to do when looking for a run's thread failed with ``code``."""
+    from ._cli_check import TRY_AGAIN, slack_trouble
+    from .slackapi import _FIXES
+
+    if slack_trouble(exc) is not None or code in _TRANSIENT:
+        return TRY_AGAIN
+    if code == "missing_scope":
+        return (
+            "add `channels:history` (`groups:history` for a private channel) "
+            "under OAuth & Permissions of your Slack app and reinstall it"
+        )
+    if code == "not_in_channel":
+        return (
+            "invite the bot: type `/invite @<your bot>` in the channel (or add "
+            "`channels:join` under OAuth & Permissions and reinstall the app)"
+        )
+    fix = _FIXES.get(code)
+    return (
+        fix.replace("{channel}", "the channel")
+        if fix
+        else (f"see Slack's error '{code}' in docs/troubleshooting.md")
+    )
 
 
 class Replayer:
@@ -71,7 +127,11 @@ class Replayer:
         try:
             self._channel_id = SlackApi(self._client).channel_id(channel)
         except SlackDeliveryError as exc:
-            raise ReplayError(f"cannot find channel {channel}: {exc.fix}") from None
+            fix = exc.fix
+            if exc.code == "channel_not_found" and _archived(self._client, channel):
+                # SlackApi lists unarchived channels only: say what it is.
+                fix = f"{channel} is archived: unarchive it or choose another channel"
+            raise ReplayError(f"cannot find channel {channel}: {fix}") from None
         self._channel = channel
         templates: dict[str, Any] = {} if msg is None else {"msg": msg}
         self._handler = SlackHandler(channel, token, base_url=base_url, **templates)
@@ -80,22 +140,15 @@ class Replayer:
 
     def replay(self, run_id: str, records: list[logging.LogRecord]) -> None:
         """Posts the events of ``run_id`` that its thread does not hold yet."""
-        from ._replay_thread import find_thread
-
         short = run_id[:12]
         try:
-            state = find_thread(self._client, self._channel_id, run_id)
+            state = self._find_thread(run_id)
         except Exception as exc:
             code = _code(exc)
-            fix = (
-                "add `channels:history` (`groups:history` for a private channel) "
-                "under OAuth & Permissions of your Slack app and reinstall it"
-                if code == "missing_scope"
-                else "try again later"
-            )
             raise ReplayError(
                 f"cannot look for the thread of run {short} in {self._channel} "
-                f"({code}), so replay cannot tell what was posted before: {fix}"
+                f"({code}), so replay cannot tell what was posted before: "
+                f"{_fix(exc, code)}"
             ) from None
         done = min(state.events, len(records)) if state else 0
         self.skipped += done
@@ -107,6 +160,7 @@ class Replayer:
                 f"run {short}: thread found, {done} of {len(records)} events "
                 "there; posting the rest"
             )
+            self._catch_up_card(run_id, records[:done], state.ts)
             self._handler.continue_thread(run_id, state.ts)
         else:
             print(f"run {short}: new thread, posting {len(records)} events")
@@ -121,6 +175,53 @@ class Replayer:
                     "continues from there"
                 )
             self.posted += 1
+
+    def _find_thread(self, run_id: str) -> ThreadState | None:
+        """``find_thread``, joining a public channel first when the bot is not in it.
+
+        The live handler joins at its first post (``channels:join``); reading
+        the history comes first here, and needs the bot in the channel.
+        """
+        from slack_sdk.errors import SlackApiError
+
+        from ._replay_thread import find_thread
+
+        try:
+            return find_thread(self._client, self._channel_id, run_id)
+        except SlackApiError as exc:
+            if _code(exc) != "not_in_channel":
+                raise
+        self._client.conversations_join(channel=self._channel_id)
+        return find_thread(self._client, self._channel_id, run_id)
+
+    def _catch_up_card(
+        self, run_id: str, posted: list[logging.LogRecord], parent: str
+    ) -> None:
+        """Brings run ``run_id``'s live card (thread ``parent``) to where it was.
+
+        The events posted by an earlier, interrupted replay are fed to the
+        card (not posted again), and the card is pointed at the thread's
+        parent, so the events still to post go on editing that card and it
+        ends as an uninterrupted replay's would.
+        """
+        from .events import event_of
+
+        # The handler's card API is private (``CardLink``); replay is the
+        # one caller that must feed a card events it does not post.
+        cards = self._handler._cards
+        if cards is None:
+            return
+        start = ""
+        for record in posted:
+            event = event_of(record)
+            if event is None or not event.run_id:
+                continue
+            if event.kind == "start" and not start:
+                start = record.getMessage()
+            self._handler._feed_card(event, record)
+        if cards.has_card(run_id):
+            # Shown until the card's own identity is read back from Slack.
+            cards.introduce(run_id, start, parent)
 
     def close(self) -> None:
         """Stops the handler's sender (everything was drained already)."""

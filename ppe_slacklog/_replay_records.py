@@ -77,11 +77,11 @@ class ReplayFile:
         return sum(len(records) for records in self.runs.values())
 
 
-def read_events(lines: Iterable[str], source: str) -> ReplayFile:
+def read_events(lines: Iterable[str | bytes], source: str) -> ReplayFile:
     """Reads JSON lines into records that ``event_of`` reads as training events.
 
     Args:
-        lines: The file's lines.
+        lines: The file's lines (``bytes`` lines are decoded as UTF-8).
         source: The file's name, for the note on a replayed start message.
 
     Example:
@@ -91,7 +91,14 @@ def read_events(lines: Iterable[str], source: str) -> ReplayFile:
         ([2], 1, [2])
     """
     found = ReplayFile()
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        try:
+            # Bytes (a file opened in binary): a line that is not UTF-8 is a
+            # bad line like any other, not the end of the replay.
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            found.bad_lines.append(number)
+            continue
         if not line.strip():
             continue
         try:
