@@ -99,17 +99,53 @@ def test_check_token_without_files_write_fails_with_the_fix(
     assert "1 problem" in result.stdout
 
 
+def test_check_unknown_channel_is_unverified_without_groups_read(
+    emu: SlackEmulator,
+) -> None:
+    # Without groups:read, a name that is no public channel may be a
+    # private one the bot is in: not verified, and not "All set".
+    result = cli("check", "--channel", "no-such-channel", emu=emu)
+    assert result.returncode == 0, result.stdout
+    assert "⚠ #no-such-channel is not a public channel" in result.stdout
+    assert "Not all verified" in result.stdout
+    assert "All set" not in result.stdout
+    posted = cli("check", "--channel", "no-such-channel", "--post", emu=emu)
+    assert posted.returncode == 1, posted.stdout
+    assert "✗ test post to no-such-channel failed (channel_not_found)" in posted.stdout
+
+
+@pytest.mark.slack_emulator(scopes=(*ALL_BUT_FILES_WRITE, "files:write", "groups:read"))
 def test_check_unknown_channel(emu: SlackEmulator) -> None:
     result = cli("check", "--channel", "no-such-channel", emu=emu)
     assert result.returncode == 1
     assert "✗ channel #no-such-channel not found" in result.stdout
 
 
+def test_check_private_channel_the_bot_is_in_given_by_name(emu: SlackEmulator) -> None:
+    emu.add_channel("priv", private=True, member=True)
+    result = cli("check", "--channel", "priv", emu=emu)
+    assert result.returncode == 0, result.stdout
+    assert "✗" not in result.stdout
+    assert "may be a private channel the bot is in" in result.stdout
+    assert "Not all verified" in result.stdout
+    # --post proves it: the test message goes where a training's would.
+    posted = cli("check", "--channel", "priv", "--post", emu=emu)
+    assert posted.returncode == 0, posted.stdout
+    assert "All set" in posted.stdout
+    assert len(emu.messages("priv")) == 2
+
+
 def test_check_private_channel_the_bot_is_not_in(emu: SlackEmulator) -> None:
     emu.add_channel("secret-runs", private=True, member=False)
     result = cli("check", "--channel", "secret-runs", emu=emu)
-    assert result.returncode == 1
     assert "type `/invite @ppe-slacklog-bot` in #secret-runs" in result.stdout
+    assert "All set" not in result.stdout
+    posted = cli("check", "--channel", "secret-runs", "--post", emu=emu)
+    assert posted.returncode == 1, posted.stdout
+    by_id = cli("check", "--channel", emu.channel_id("secret-runs"), emu=emu)
+    assert by_id.returncode == 1
+    # An ID is no name: no "#C..." in the fix.
+    assert "`/invite @ppe-slacklog-bot` in that channel (ID C0000004)" in by_id.stdout
     emu.invite_bot("secret-runs")
     # Without groups:read a private channel is found by its ID only.
     fixed = cli("check", "--channel", emu.channel_id("secret-runs"), emu=emu)
@@ -288,6 +324,155 @@ def test_replay_without_history_scope_posts_nothing(
     assert result.returncode == 1
     assert "add `channels:history`" in result.stderr
     assert emu.messages() == []
+
+
+def card_header(emu: SlackEmulator, channel: str, ts: str) -> str:
+    """The header line of the live card at ``ts``, as Slack shows it."""
+    blocks = emu.message(channel, ts).blocks or []
+    [header] = [b for b in blocks if b["type"] == "header"]
+    return str(header["text"]["text"])
+
+
+def test_replay_resumed_brings_the_live_card_up_to_date(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    lines = path.read_text().splitlines(keepends=True)
+    head = tmp_path / "head.jsonl"
+    head.write_text("".join(lines[:3]))  # the warning, start, epoch 1
+    assert cli("replay", str(head), "--channel", "alerts", emu=emu).returncode == 0
+    [parent] = emu.top_level("alerts")[:1]
+    assert card_header(emu, "alerts", parent.ts).startswith("🏃 Running")
+    result = cli("replay", str(path), "--channel", "alerts", emu=emu)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "thread found, 2 of 5 events there" in result.stdout
+    # The card ends as an uninterrupted replay's: the run's final state.
+    header = card_header(emu, "alerts", parent.ts)
+    assert header.startswith("✅ Finished"), header
+    card = emu.message("alerts", parent.ts)
+    assert card.text.startswith("✅ Finished · "), card.text
+    assert start_text(card).startswith("🏃 *Training started!*")
+
+
+def test_replay_joins_a_public_channel_the_bot_is_not_in(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    emu.add_channel("outside", member=False)
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    result = cli("replay", str(path), "--channel", "outside", emu=emu)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Done: 5 events posted" in result.stdout
+    assert len(emu.top_level("outside")) >= 1
+
+
+def test_replay_counts_a_line_that_is_not_utf8_as_bad(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    with path.open("ab") as out:
+        out.write(b'{"ppe_event": "trigger", "run_id": "x", "message": "\xff\xfe"}\n')
+    result = cli("replay", str(path), "--channel", "general", emu=emu)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 lines are not UTF-8 JSON objects (lines 7)" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_archived_channel_by_name_is_reported_archived(
+    emu: SlackEmulator, tmp_path: Path
+) -> None:
+    emu.archive_channel("alerts")
+    result = cli("check", "--channel", "alerts", emu=emu)
+    assert result.returncode == 1
+    assert "✗ #alerts is archived" in result.stdout
+    assert "unarchive it" in result.stdout
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    replayed = cli("replay", str(path), "--channel", "alerts", emu=emu)
+    assert replayed.returncode == 1
+    assert "alerts is archived: unarchive it" in replayed.stderr
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [("auth.test", 500), ("auth.test", 503), ("conversations.info", 503)],
+)
+def test_check_says_slack_is_failing_not_that_the_token_is_bad(
+    emu: SlackEmulator, method: str, status: int
+) -> None:
+    emu.fail_next(1, method=method, status=status)
+    result = cli("check", "--channel", "general", emu=emu)
+    assert result.returncode == 1
+    assert f"✗ Slack is failing (HTTP {status})" in result.stdout
+    assert "try again in a few minutes" in result.stdout
+    assert "token not accepted" not in result.stdout
+    assert "<" not in result.stdout  # no HTML error page
+
+
+def test_check_during_an_outage_and_after_a_429(emu: SlackEmulator) -> None:
+    emu.set_outage(True)
+    down = cli("check", emu=emu)
+    assert down.returncode == 1
+    assert "try again in a few minutes" in down.stdout
+    assert "token not accepted" not in down.stdout
+    emu.set_outage(False)
+    # One 429 is waited out (Retry-After) and the check goes on.
+    emu.fail_next(1, method="auth.test", status=429)
+    limited = cli("check", "--channel", "general", emu=emu)
+    assert limited.returncode == 0, limited.stdout
+    assert "All set" in limited.stdout
+
+
+@pytest.mark.slack_emulator(scopes=("chat:write", "files:write"))
+def test_check_without_channels_read_is_unverified_not_all_set(
+    emu: SlackEmulator,
+) -> None:
+    result = cli("check", "--channel", "nope", emu=emu)
+    assert result.returncode == 0, result.stdout
+    assert "⚠ cannot look up channel #nope without channels:read" in result.stdout
+    assert "All set" not in result.stdout
+    assert "run again with --post" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1:HOOKSECRETzz/", "https://HOOKSECRETzz@[x/services/T/B/C"]
+)
+def test_check_malformed_webhook_url(url: str) -> None:
+    result = cli("check", "--webhook", url)
+    assert result.returncode == 1
+    assert "✗ --webhook is not a valid webhook URL" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert "HOOKSECRETzz" not in result.stdout + result.stderr
+
+
+def test_check_empty_channel_and_channel_with_webhook(emu: SlackEmulator) -> None:
+    empty = cli("check", "--channel", "", emu=emu)
+    assert empty.returncode == 2
+    assert "the channel must not be empty" in empty.stderr
+    assert cli("replay", "x.jsonl", "--channel", "#", emu=emu).returncode == 2
+    url = emu.webhook_url("general")
+    hooked = cli("check", "--webhook", url, "--channel", "alerts")
+    assert hooked.returncode == 0, hooked.stdout
+    assert "--channel alerts is ignored with --webhook" in hooked.stdout
+
+
+def test_check_does_not_print_credentials_of_the_api_url(emu: SlackEmulator) -> None:
+    env = dict(
+        os.environ,
+        SLACK_BOT_TOKEN=emu.token,
+        SLACK_API_URL=emu.base_url.replace("http://", "http://user:PASSsecret@"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ppe_slacklog", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Slack API: http://127.0.0.1:" in result.stdout
+    assert "PASSsecret" not in result.stdout + result.stderr
 
 
 # ----------------------------------------------------------------- emulator
