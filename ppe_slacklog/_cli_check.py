@@ -4,6 +4,13 @@ A short checklist, one line per fact, each problem with its fix. The exit
 status is 0 when a training would post (required scopes granted, channel
 found and writable), 1 otherwise, so a job script can run it first.
 The token is never printed, not even in part.
+
+What cannot be verified (the channel without ``channels:read``; a name that
+is no public channel without ``groups:read``, which may be a private
+channel the bot is in) is a ⚠ that does not fail the check, since a
+training posts if it holds, but the check then ends with "Not all
+verified" instead of "All set"; ``--post`` settles it. When Slack itself
+fails (5xx, 429 after two waits) the check fails with "try again".
 """
 
 from __future__ import annotations

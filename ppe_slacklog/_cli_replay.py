@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if found.bad_lines:
         shown = ", ".join(map(str, found.bad_lines[:10]))
-        print(f"  {len(found.bad_lines)} lines are not UTF-8 JSON objects (lines {shown})")
+        print(
+            f"  {len(found.bad_lines)} lines are not UTF-8 JSON objects (lines {shown})"
+        )
     if found.no_run_id:
         print(f"  {found.no_run_id} training events without a run_id skipped")
     if found.files:
