@@ -53,6 +53,8 @@ _EVENT_FIELDS: Final = (
     "observations",
     "filenames",
     "context",
+    # Alerts' own fields (events.ALERT_ATTR).
+    "alert",
     # Set only when they apply (see events.RunFacts).
     *RunFacts._fields,
 )
