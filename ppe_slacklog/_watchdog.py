@@ -113,6 +113,7 @@ class RunWatch:
         stall_after: StallAfter,
         nonfinite: bool = True,
         rules: Sequence[Alert] = (),
+        start_iteration: int | None = None,
     ) -> None:
         self.pending: deque[ManagerSnapshot] = deque(maxlen=_MAX_PENDING)
         self._emit = emit
@@ -123,7 +124,9 @@ class RunWatch:
         self._lock = threading.Lock()
         self.closed = False
         # Stall: the iteration last seen, since when, iteration times.
-        self._iteration: int | None = None
+        # Where the run starts (0, or where it resumed): the iterations done
+        # before the thread first looks give an iteration time too.
+        self._iteration = start_iteration
         self._since = time.monotonic()
         self._samples: deque[float] = deque(maxlen=_SAMPLES)
         self._stalled = False
@@ -152,6 +155,9 @@ class RunWatch:
             if self.closed:
                 return
             self._drain()
+            if self._stalled:
+                # It went on before it ended: say so before the end does.
+                self._check_stall()
             self.closed = True
 
     # -- stall -------------------------------------------------------------

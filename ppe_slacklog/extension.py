@@ -1111,6 +1111,7 @@ class Slack(extension.Extension):
             stall_after=stall_after,
             nonfinite=nonfinite,
             rules=rules,
+            start_iteration=self._start_iteration,
         )
         self._alert_watch = watch if watch.active else None
         _watchdog.watch(watch)
