@@ -1,4 +1,4 @@
-"""Alerts (issue 12) against the emulator: stalls, non-finite values, rules, mentions."""
+"""Alerts (issue 12) against the emulator: stalls, non-finite values, rules."""
 
 from __future__ import annotations
 
