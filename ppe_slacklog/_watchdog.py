@@ -114,9 +114,14 @@ class RunWatch:
         nonfinite: bool = True,
         rules: Sequence[Alert] = (),
         start_iteration: int | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.pending: deque[ManagerSnapshot] = deque(maxlen=_MAX_PENDING)
         self._emit = emit
+        # False while the run has not begun training (its start is held: a
+        # manager whose state_dict() was asked for is not stalled), and
+        # once its extension is gone.
+        self._ready = ready
         self._probe = probe if stall_after is not None else None
         self._stall_after = stall_after
         self._nonfinite = nonfinite
@@ -182,10 +187,14 @@ class RunWatch:
             progress = probe()
         except Exception:  # the manager is between states: look again later
             return _TICK
-        if progress is None:  # the manager is gone: nothing to watch
-            self._probe = None
+        if progress is None:  # the manager is gone: the run is over
+            self.closed = True
             return _TICK
         now = time.monotonic()
+        if self._ready is not None and not self._ready():
+            # The clock starts with the training (where a snapshot put it).
+            self._since, self._iteration = now, progress.iteration
+            return max(0.05, min(_TICK, threshold / 4))
         iteration = progress.iteration
         if self._iteration is None:
             self._iteration = iteration

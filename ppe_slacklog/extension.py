@@ -125,6 +125,12 @@ def _failure_of(ref: weakref.ref[Slack]) -> Callable[[], str | None]:
     return failure
 
 
+def _training_begun(ref: weakref.ref[Slack]) -> bool:
+    """Whether the extension's run trains (its start is not held back)."""
+    extension = ref()
+    return extension is not None and extension._held is None
+
+
 def _training_started(manager: Any) -> bool:
     """Whether ppe's manager has begun its first iteration.
 
@@ -1112,6 +1118,7 @@ class Slack(extension.Extension):
             nonfinite=nonfinite,
             rules=rules,
             start_iteration=self._start_iteration,
+            ready=functools.partial(_training_begun, weakref.ref(self)),
         )
         self._alert_watch = watch if watch.active else None
         _watchdog.watch(watch)

@@ -346,3 +346,69 @@ def test_mention_must_be_text(slack_env: SlackEmulator) -> None:
         ppe_slacklog.Slack(CHANNEL, mention=123)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mention"):
         ppe_slacklog.SlackHandler(CHANNEL, token="xoxb-1", mention=["<!here>"])  # type: ignore[arg-type]
+
+
+def _collector() -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+    got: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(kind: str, fields: dict[str, Any], snapshot: Any) -> None:
+        got.append((kind, fields))
+
+    return got, emit
+
+
+def test_no_stall_is_reported_before_the_training_begins() -> None:
+    from ppe_slacklog._watchdog import RunWatch
+    from ppe_slacklog.cardstate import Progress
+
+    got, emit = _collector()
+    training = {"begun": False}
+    watch = RunWatch(
+        emit,
+        lambda: Progress(0, 0.0, 0.0),
+        stall_after=0.01,
+        ready=lambda: training["begun"],
+    )
+    time.sleep(0.05)
+    watch.tick()
+    assert got == []  # only state_dict() was asked for, say: not a stall
+    training["begun"] = True
+    watch.tick()
+    time.sleep(0.05)
+    watch.tick()
+    watch.tick()
+    assert [kind for kind, _ in got] == ["stall"]
+
+
+def test_auto_waits_at_least_ten_minutes_and_a_gone_manager_ends_the_watch() -> None:
+    from ppe_slacklog._watchdog import RunWatch
+
+    got, emit = _collector()
+    watch = RunWatch(emit, lambda: None, stall_after="auto")
+    assert watch.threshold() == 600.0
+    watch.tick()
+    assert watch.closed and got == []
+    assert RunWatch(emit, None, stall_after=None).threshold() is None
+
+
+def test_queued_values_are_checked_when_the_run_ends() -> None:
+    from ppe_slacklog._watchdog import RunWatch
+    from ppe_slacklog.events import ManagerSnapshot
+
+    got, emit = _collector()
+    watch = RunWatch(emit, None, stall_after=None)
+    watch.pending.append(ManagerSnapshot(observation={"loss": math.nan}))
+    watch.pending.append(ManagerSnapshot(observation={"loss": -math.inf}))
+    watch.close()
+    assert got == [
+        (
+            "nonfinite",
+            {
+                "key": "loss",
+                "value": "nan",
+                "last_finite": None,
+                "recovered": False,
+                "count": 1,
+            },
+        )
+    ]
