@@ -412,3 +412,38 @@ def test_queued_values_are_checked_when_the_run_ends() -> None:
             },
         )
     ]
+
+
+def test_replayed_alert_lines_render_as_alerts() -> None:
+    from ppe_slacklog import SlackFormatter
+    from ppe_slacklog._replay_records import read_events
+
+    line = json.dumps(
+        {
+            "ppe_event": "nonfinite",
+            "run_id": "r1",
+            "epoch": 1,
+            "iteration": 5,
+            "level": "warning",
+            "alert": {"key": "loss", "value": "nan", "last_finite": 0.5},
+        }
+    )
+    (record,) = read_events([line], "events.jsonl").runs["r1"]
+    assert SlackFormatter().format(record) == (
+        "⚠️ *`loss` became nan* at epoch 1, iteration 5 (last finite value: 0.5)"
+    )
+
+
+def test_alert_texts_escape_keys_and_values() -> None:
+    from ppe_slacklog.templates import alert_text
+
+    text = alert_text(
+        "alert",
+        {"key": "<!channel>", "value": 3, "above": 2, "message": "{key} {value}"},
+        1,
+        2,
+        {},
+    )
+    assert text == "&lt;!channel&gt; 3"
+    default = alert_text("nonfinite", {"key": "a`b<c>", "value": "inf"}, 1, 2, {})
+    assert default.startswith("⚠️ *`aˋb&lt;c&gt;` became inf*")
