@@ -15,7 +15,7 @@ from typing import Any
 
 from .cardstate import Progress
 
-__all__ = ["progress_probe", "stop_limits"]
+__all__ = ["ManagerProbe", "progress_probe", "stop_limits"]
 
 
 def stop_limits(
@@ -57,9 +57,49 @@ def stop_limits(
     return None, None
 
 
+class ManagerProbe:
+    """Tells where a manager is now; holds it weakly (see :func:`progress_probe`)."""
+
+    def __init__(
+        self, ref: weakref.ref[Any], failure: Callable[[], str | None] | None
+    ) -> None:
+        self._ref = ref
+        self._failure = failure
+
+    def __call__(self) -> Progress | None:
+        """Where the manager is; ``None`` once it is gone (the run was left).
+
+        Raises:
+            Exception: The manager is not ready (asked again later).
+        """
+        live = self._ref()
+        if live is None:
+            return None
+        iteration = int(live.iteration)
+        detail = float(live.epoch_detail)
+        max_iterations, max_epochs = stop_limits(live, iteration, detail)
+        return Progress(
+            iteration,
+            detail,
+            float(live.elapsed_time),
+            max_iterations,
+            max_epochs,
+            self.failure(),
+        )
+
+    def failure(self) -> str | None:
+        """How another rank of the job failed, if one did (whatever the manager)."""
+        if self._failure is None:
+            return None
+        try:
+            return self._failure()
+        except Exception:  # the job's store is gone: nothing to tell
+            return None
+
+
 def progress_probe(
     manager: Any, *, failure: Callable[[], str | None] | None = None
-) -> Callable[[], Progress | None] | None:
+) -> ManagerProbe | None:
     """A function that tells where ``manager`` is now (``None``: cannot be told).
 
     ``failure`` tells how another rank of the job failed, if one did (rank
@@ -77,21 +117,4 @@ def progress_probe(
         ref = weakref.ref(manager)
     except TypeError:  # a manager that cannot be referred to weakly
         return None
-
-    def probe() -> Progress | None:
-        live = ref()
-        if live is None:
-            return None
-        iteration = int(live.iteration)
-        detail = float(live.epoch_detail)
-        max_iterations, max_epochs = stop_limits(live, iteration, detail)
-        return Progress(
-            iteration,
-            detail,
-            float(live.elapsed_time),
-            max_iterations,
-            max_epochs,
-            None if failure is None else failure(),
-        )
-
-    return probe
+    return ManagerProbe(ref, failure)

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .templates import escape
+
 __all__ = [
     "CARD_STATES",
     "FINAL_STATES",
@@ -251,10 +253,19 @@ def _table(rows: Sequence[MetricRow]) -> str:
             arrow = "↑" if row.higher else ""
             best = f"{format_value(row.best)} ({row.best_epoch}){arrow}"
         lines.append(f"{key:<{width}}  {format_value(row.latest):>10}  {best}{flag}")
-    body = "\n".join(lines)
-    # Backticks inside a value would end the code block early.
-    body = body.replace("```", "ʼʼʼ")
-    return _cut(f"```\n{body}\n```", _SECTION_MAX)
+    # Laid out on the text as shown, then escaped (Slack shows "&lt;" as one
+    # "<"): a key or value reading "<!channel>" pings nobody. Backticks
+    # inside a value would end the code block early.
+    kept: list[str] = []
+    size = 8  # the fences
+    for line in lines:
+        shown = escape(line.replace("```", "ʼʼʼ"))
+        if size + len(shown) + 1 > _SECTION_MAX:
+            break  # whole lines only: an entity is never cut in half
+        kept.append(shown)
+        size += len(shown) + 1
+    body = "\n".join(kept)
+    return f"```\n{body}\n```"
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -335,6 +346,6 @@ def card_text(view: CardView) -> str:
         'started by me'
     """
     if view.state == "running" and view.identity.strip():
-        return view.identity
+        return _cut(view.identity, _SECTION_MAX)
     emoji, label = _state(view)
-    return f"{emoji} {label} · {view.identity}".rstrip(" ·")
+    return _cut(f"{emoji} {label} · {view.identity}".rstrip(" ·"), _SECTION_MAX)

@@ -32,14 +32,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ._diagnostics import Once, mark_sender_thread
-from .card import card_blocks, card_text, identity_of
+from .card import FINAL_STATES, card_blocks, card_text, identity_of
 from .cardstate import CardOptions, LiveCard, Progress
 from .events import EventKind, ManagerSnapshot, RunFacts
 from .pacing import TokenBucket, bucket_for
 from .runs import channel_key, run_threads
 from .slackapi import FileData, Posted, SlackApi, SlackDeliveryError
 
-__all__ = ["BAD_BLOCKS", "CardLink", "flush_cards"]
+__all__ = ["BAD_BLOCKS", "MIN_CHART_POINTS", "CardLink", "flush_cards"]
 
 # chat.update is Tier 3: "50+ per minute" per app and workspace. Paced a
 # little under it, as posts are (requests arrive with jitter).
@@ -51,6 +51,8 @@ _UNEDITABLE: Final = frozenset(
 )
 #: Errors that say the blocks themselves are wrong.
 BAD_BLOCKS: Final = frozenset({"invalid_blocks", "msg_blocks_too_long"})
+#: A chart is drawn once some metric has this many points.
+MIN_CHART_POINTS: Final = 5
 _BACKOFF_FIRST: Final = 1.0
 _BACKOFF_MAX: Final = 30.0
 # The longest the card thread sleeps without looking at its cards.
@@ -90,13 +92,25 @@ class _Slot:
         self.chart_outside = False
         #: The thread (its parent: the card) a resumed run continues in.
         self.continues: str | None = None
+        #: Slack shows the run's final state (the chart may still come).
+        self.final_shown = False
+        #: Whether the view being posted as the thread's first message is final.
+        self.posting_final = False
+        #: The outbox posting the card as the thread's first message.
+        self.posting_owner: object = None
+        #: Slack's last answer to an edit that failed: what a late flush says.
+        self.last_error: SlackDeliveryError | None = None
 
     @property
     def route(self) -> tuple[str, str]:
         return self.link.route
 
-    def settled(self, posts_done: bool) -> bool:
-        """Slack shows the card's newest state (or never will)."""
+    def settled(self, posts_done: bool, charts: bool = True) -> bool:
+        """Slack shows the card's newest state (or never will).
+
+        For a run that ended, its final state; with ``charts``, also its
+        final chart (the interpreter's exit waits for it, a flush does not).
+        """
         card = self.card
         if self.dead:
             return True
@@ -104,12 +118,18 @@ class _Slot:
             # Its first message is not posted: once the posts are done, it
             # never will be (refused, or dropped), and there is nothing to edit.
             return posts_done
-        if card.waiting or card.shown != card.version:
+        if card.waiting:
+            return False
+        if not card.final:
+            return card.shown == card.version
+        if not self.final_shown:
             return False
         # Not knowing yet whether charts can be drawn counts as wanting one:
         # the card thread finds out (flushing must not import matplotlib).
         wants = self.card.options.chart and self.link._can_chart is not False
-        return not (card.final and wants and not self.final_chart)
+        return not (
+            charts and wants and (not self.final_chart or card.shown != card.version)
+        )
 
     def done(self) -> bool:
         """The run ended and Slack shows its last state: nothing more to do."""
@@ -134,6 +154,7 @@ class _Desk:
         self._slots: dict[tuple[str, str, str], _Slot] = {}
         self._thread: threading.Thread | None = None
         self._passes = 0
+        self._kicked = False
 
     def find(self, key: tuple[str, str, str]) -> _Slot | None:
         with self._lock:
@@ -148,6 +169,9 @@ class _Desk:
 
     def wake(self) -> None:
         with self._cond:
+            # Seen by the card thread before it sleeps: a wake-up that comes
+            # while it is busy (not waiting yet) is not lost.
+            self._kicked = True
             self._cond.notify_all()
         self._ensure_thread()
 
@@ -194,8 +218,9 @@ class _Desk:
                     # Nothing to tend: the next run's start starts a new one.
                     self._thread = None
                     return
-                if wait > 0:
+                if wait > 0 and not self._kicked:
                     self._cond.wait(wait)
+                self._kicked = False
 
     def _tend(self, slot: _Slot) -> float:
         """Brings one card up to date if due; returns seconds until it wants a look."""
@@ -211,16 +236,22 @@ class _Desk:
             return _TICK
         if now < slot.retry_at:
             return slot.retry_at - now
-        if slot._wants_chart() and self._chart_due(slot, now):
+        later = slot.next_poll
+        if card.shown != card.version:
+            due = slot.last_edit + card.options.interval
+            if card.final or slot.urgent or now >= due:
+                # The state first (a run's final state must not wait for
+                # its chart), then the chart, which the next edit shows.
+                self._edit(slot)
+                return 0.0
+            later = min(due, later)
+        # Asked only when a chart is due: importing matplotlib holds the
+        # GIL for most of a second, which the training loop would feel.
+        if self._chart_due(slot, now) and slot._wants_chart():
             self._attach_chart(slot)
             card.absorb()
-        if card.shown == card.version:
-            return max(slot.next_poll - now, 0.0)
-        due = slot.last_edit + card.options.interval
-        if not (card.final or slot.urgent) and now < due:
-            return min(due, slot.next_poll) - now
-        self._edit(slot)
-        return 0.0 if card.shown != card.version else slot.next_poll - now
+            return 0.0
+        return max(min(later, slot.chart_at) - now, 0.0)
 
     def _find_card(self, slot: _Slot) -> bool:
         """A resumed run's card is the parent of the thread it continues.
@@ -262,8 +293,11 @@ class _Desk:
         slot.chart_at = time.monotonic() + (interval or _FAR)
         history = card.history()
         points = sum(len(h) for h in history.values())
-        if not history or points == slot.chart_points:
-            return  # nothing new to draw
+        longest = max((len(h) for h in history.values()), default=0)
+        if longest < MIN_CHART_POINTS or points == slot.chart_points:
+            # Nothing new to draw, or too little for a chart to say more
+            # than the card's table (a smoke test's two epochs).
+            return
         link = slot.link
         from .chart import draw_chart  # matplotlib is imported only now
 
@@ -344,13 +378,16 @@ class _Desk:
             return
         link.updates += 1
         card.shown = max(card.shown, version)
+        slot.final_shown = slot.final_shown or view.state in FINAL_STATES
         slot.last_edit = time.monotonic()
         slot.backoff = _BACKOFF_FIRST
+        slot.last_error = None
         slot.urgent = False
 
     def _failed(self, slot: _Slot, exc: SlackDeliveryError) -> None:
         link = slot.link
         now = time.monotonic()
+        slot.last_error = exc
         if exc.retry_after is not None:
             link.rate_limited += 1
             link.bucket.penalize(exc.retry_after)
@@ -388,7 +425,19 @@ class _Desk:
         card = slot.card
         link = slot.link
         slot.replaced = True
-        parent = run_threads().get(link.route[0], link.channel, card.run_id) or slot.ts
+        threads = run_threads()
+        place = link.route[0]
+        parent = threads.get(place, link.channel, card.run_id) or slot.ts
+        if parent is not None and exc.code == "message_not_found":
+            # A deleted parent without replies takes its thread with it:
+            # a reply there would be shown nowhere. Then the new card
+            # starts the run's thread again, at the channel's top level.
+            try:
+                if link.api.thread_exists(link.channel, parent) is False:
+                    threads.forget(place, link.channel, card.run_id, parent)
+                    parent = None
+            except SlackDeliveryError:
+                pass  # cannot tell: the thread it is
         view = card.absorb()
         version = card.version
         try:
@@ -410,16 +459,29 @@ class _Desk:
         slot.ts = posted.ts
         slot.channel_id = posted.channel_id
         card.shown = max(card.shown, version)
+        slot.final_shown = view.state in FINAL_STATES
         slot.last_edit = time.monotonic()
+        where = "in the run's thread"
+        if parent is None:
+            # The run's messages go on under the new card.
+            threads.adopt(place, link.channel, card.run_id, posted.ts)
+            where = (
+                "at the top of the channel (its thread was gone), where the "
+                "run's messages continue,"
+            )
         link.once.warn(
             ("card-replaced", exc.code),
             f"ppe_slacklog could not edit the live card of run {card.run_id} in "
-            f"{link.channel} ({exc.fix}); a new card was posted in the run's thread "
-            "and is updated from now on.",
+            f"{link.channel} ({exc.fix}); a new card was posted {where} and is "
+            "updated from now on.",
         )
 
     def flush(
-        self, routes: Iterable[tuple[str, str]], deadline: float, posts_done: bool
+        self,
+        routes: Iterable[tuple[str, str]],
+        deadline: float,
+        posts_done: bool,
+        charts: bool,
     ) -> bool:
         """Waits until the cards of ``routes`` show their newest state."""
         wanted = set(routes)
@@ -437,13 +499,35 @@ class _Desk:
                 # the latest events and the urgent flags.
                 idle = self._thread is None  # it ended: nothing left to tend
                 if (idle or self._passes >= start + 2) and all(
-                    s.settled(posts_done) for s in slots
+                    s.settled(posts_done, charts) for s in slots
                 ):
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or idle:
-                    return False
+                    break
                 self._cond.wait(min(remaining, 0.2))
+        for slot in slots:
+            if not slot.settled(posts_done, charts) and slot.ts is not None:
+                _say_late(slot)
+        return False
+
+
+def _say_late(slot: _Slot) -> None:
+    """A flush ran out of time before Slack showed the card's newest state."""
+    card = slot.card
+    error = slot.last_error
+    why = (
+        f": Slack answered '{error.code}' to its edits ({error.fix})"
+        if error is not None
+        else " (its edits are paced to Slack's limit for chat.update)"
+    )
+    what = "final state" if card.final else "latest state"
+    slot.link.once.warn(
+        ("card-late", card.run_id, what),
+        f"ppe_slacklog: the live card of run {card.run_id} in {slot.link.channel} "
+        f"does not show the run's {what} yet{why}; raise flush_timeout to wait "
+        "longer. The run's messages in the thread are not affected.",
+    )
 
 
 _desk = _Desk()
@@ -465,18 +549,24 @@ os.register_at_fork(after_in_child=_fresh_desk_in_child)
 
 
 def flush_cards(
-    routes: Iterable[tuple[str, str]], deadline: float, *, posts_done: bool = True
+    routes: Iterable[tuple[str, str]],
+    deadline: float,
+    *,
+    posts_done: bool = True,
+    charts: bool = False,
 ) -> bool:
     """Waits (until ``deadline``, monotonic) for the cards of ``routes`` to be current.
 
     ``posts_done``: the outboxes of those routes delivered everything, so a
-    card whose first message is not posted never will be.
+    card whose first message is not posted never will be. ``charts``: also
+    wait for the final charts of runs that ended (the interpreter's exit).
+    A card still late at the deadline is reported once, with Slack's answer.
 
     Returns:
         ``True`` when every such card shows its newest state.
     """
     try:
-        return _desk.flush(routes, deadline, posts_done)
+        return _desk.flush(routes, deadline, posts_done, charts)
     except Exception:  # flushing must never raise into logging.shutdown
         return False
 
@@ -581,26 +671,39 @@ class CardLink:
 
     def unsettled(self) -> bool:
         """Some card of this handler does not show its newest state in Slack yet."""
-        return any(not s.settled(posts_done=True) for s in list(self._slots.values()))
+        return any(
+            not s.settled(posts_done=True, charts=True)
+            for s in list(self._slots.values())
+        )
 
     def has_card(self, run_id: str) -> bool:
         """Whether run ``run_id`` has a card here (its first post carries it)."""
         return run_id in self._slots
 
-    def first_blocks(self, run_id: str, text: str) -> list[dict[str, Any]] | None:
-        """The blocks of run ``run_id``'s first message, whose text is ``text``.
+    def first_blocks(
+        self, run_id: str, text: str, owner: object
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        """The text and blocks of run ``run_id``'s first message (its start: ``text``).
 
         Called by the outbox's sender when the post starts the run's thread.
+        The text stays the start's while the run goes; a start posted late
+        (Slack was away) shows the state the run is in by then. ``owner``
+        (the outbox) posts the card: another handler of the channel posting
+        the same start meanwhile posts it as a plain message.
         """
         slot = self._slots.get(run_id)
         if slot is None or slot.dead or slot.ts is not None:
+            return None
+        if slot.posting is not None and slot.posting_owner is not owner:
             return None
         card = slot.card
         with card.lock:
             card.identity = text
         view = card.absorb()
         slot.posting = card.version
-        return card_blocks(view)
+        slot.posting_final = view.state in FINAL_STATES
+        slot.posting_owner = owner
+        return card_text(view), card_blocks(view)
 
     def introduce(self, run_id: str, text: str, parent: str) -> None:
         """A resumed run's start goes into thread ``parent``: the card it continues.
@@ -625,8 +728,10 @@ class CardLink:
         slot.ts = posted.ts
         slot.channel_id = posted.channel_id
         slot.card.shown = max(slot.card.shown, slot.posting)
+        slot.final_shown = slot.posting_final
         slot.last_edit = time.monotonic()
         slot.posting = None
+        slot.posting_owner = None
         _desk.wake()
 
     def refused(self, run_id: str, exc: SlackDeliveryError) -> None:

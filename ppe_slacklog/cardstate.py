@@ -249,6 +249,7 @@ class LiveCard:
         self._position = Progress(0, 0.0, 0.0)
         self._max_epochs: int | None = None
         self._max_iterations: int | None = None
+        self._limits_known = False
         self._metrics: dict[str, _Metric] = {}
         if options.metrics is not None:
             for key, higher in options.metrics:
@@ -310,8 +311,11 @@ class LiveCard:
             inbox = self._inbox
             while inbox:
                 self._fold(*inbox.popleft())
-            if poll and self.probe is not None and not self.final:
-                self._poll(self.probe)
+            if self.probe is not None:
+                if poll and not self.final:
+                    self._poll(self.probe)
+                elif not self._limits_known:
+                    self._learn_limits(self.probe)
             view = self._render()
             if view != self._view:
                 self._view = view
@@ -327,9 +331,14 @@ class LiveCard:
     ) -> None:
         if self.final and kind in _NOT_AFTER_END:
             return  # a late trigger (or alert) after the end changes nothing
-        if kind in ("interrupted", "stopped") and self.probe is not None:
-            # Stopped because another rank failed? Then the job failed.
-            self._poll(self.probe)
+        failure = getattr(self.probe, "failure", None)
+        if kind in ("interrupted", "stopped") and failure is not None:
+            # Stopped because another rank failed? Then the job failed (asked
+            # apart from the manager, which may be gone by now).
+            text = failure()
+            if text and self.state != "failed":
+                self.state = "failed"
+                self.note = text
         if self.state != "failed":  # a failure is what the job ends as
             self.state = _KIND_STATE.get(kind, self.state)
             if note is not None:
@@ -337,7 +346,7 @@ class LiveCard:
         if kind == "start" and run is not None and run.resumed:
             self.resumed = True
             self._resumed_at = (snapshot.epoch, snapshot.iteration)
-        if snapshot.max_epochs is not None:
+        if snapshot.max_epochs is not None and not self._limits_known:
             with contextlib.suppress(TypeError, ValueError):
                 self._max_epochs = int(snapshot.max_epochs)
         self._move(
@@ -365,15 +374,39 @@ class LiveCard:
         except Exception:  # the manager is gone or not ready: nothing new
             return
         if progress is None:
+            if not self.final:
+                # The manager is gone with no end reported: the loop was
+                # left (a notebook, a sweep): the card must not run forever.
+                self.state = "stopped"
+                self.note = (
+                    "⏹️ The training loop was left before its end (its manager is gone)."
+                )
             return
         if progress.failure and self.state != "failed":
             self.state = "failed"
             self.note = progress.failure
+        # The stop trigger's limits win over the manager's max_epochs (which
+        # a stop trigger in iterations leaves as it was).
         if progress.max_iterations:
             self._max_iterations = progress.max_iterations
+            self._limits_known = True
         if progress.max_epochs:
             self._max_epochs = progress.max_epochs
+            self._limits_known = True
         self._move(progress)
+
+    def _learn_limits(self, probe: ProgressProbe) -> None:
+        """The stop trigger's limits, for a run that ended before any poll."""
+        try:
+            progress = probe()
+        except Exception:
+            return
+        if progress is not None:
+            self._limits_known = True
+            if progress.max_iterations:
+                self._max_iterations = progress.max_iterations
+            if progress.max_epochs:
+                self._max_epochs = progress.max_epochs
 
     def _move(self, progress: Progress) -> None:
         if progress.iteration < self._position.iteration and not self.resumed:

@@ -460,9 +460,11 @@ class Outbox:
         finally:
             self._start_lock.release()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, charts: bool = False) -> bool:
         """Waits until everything queued is delivered; ``False`` on timeout.
 
+        Live cards count: a run's final state is part of what it delivers
+        (with ``charts``, its final chart too: the interpreter's exit).
         Never waits while this thread holds the logging module's lock (see
         :func:`holds_logging_lock`): the sender could not make progress.
         """
@@ -471,8 +473,13 @@ class Outbox:
         deadline = time.monotonic() + max(timeout, 0.0)
         delivered = self._wait_delivered(timeout)
         if self.cards is not None:
-            # The run's final state is part of what it delivers.
-            delivered &= flush_cards([self._route], deadline, posts_done=delivered)
+            current = flush_cards(
+                [self._route], deadline, posts_done=delivered, charts=charts
+            )
+            if delivered and not current:
+                # Out of time on a card: close() then does not wait again.
+                self._last_flush_timeout = time.monotonic()
+            delivered &= current
         return delivered
 
     @property
@@ -584,7 +591,7 @@ class Outbox:
             timeout = min(timeout, _LAST_TRY)
             self._retry_now.set()
         try:
-            return self.flush(timeout)
+            return self.flush(timeout, charts=True)
         finally:
             self._expired_at = self.counters.records_queued
 
@@ -955,27 +962,27 @@ class Outbox:
 
     def _card_for_thread(
         self, message: _Message, key: str
-    ) -> tuple[str, list[dict[str, Any]]] | None:
+    ) -> tuple[str, str, list[dict[str, Any]]] | None:
         """The live card that the post starting run ``key``'s thread carries."""
         cards = self.cards
         if cards is None or message.kind != "start" or not cards.has_card(key):
             # Only a run's start becomes its card: a thread started by
             # another event (the start disabled) keeps that event's text.
             return None
-        blocks = cards.first_blocks(key, message.text)
-        return None if blocks is None else (key, blocks)
+        first = cards.first_blocks(key, message.text, self)
+        return None if first is None else (key, *first)
 
     def _post_once(
         self,
         message: _Message,
         number: int,
         parent: str | None,
-        card: tuple[str, list[dict[str, Any]]] | None = None,
+        card: tuple[str, str, list[dict[str, Any]]] | None = None,
     ) -> Posted:
         """Posts step ``number`` unless an earlier, unanswered attempt was stored.
 
-        With ``card`` (a run's key and its card's blocks), the post starts
-        the run's thread as its live card (:mod:`ppe_slacklog.cards`).
+        With ``card`` (a run's key, its card's text and blocks), the post
+        starts the run's thread as its live card (:mod:`ppe_slacklog.cards`).
         """
         assert message.steps is not None
         step = message.steps[number]
@@ -995,11 +1002,11 @@ class Outbox:
         try:
             posted = self._api.post(
                 self.channel,
-                step.text,
+                step.text if card is None or len(message.steps) > 1 else card[1],
                 thread_ts=parent,
                 reply_broadcast=step.broadcast,
                 message_id=message_id,
-                blocks=None if card is None else card[1],
+                blocks=None if card is None else card[2],
                 run_id=message.thread_key,
             )
             self._slow = time.time() - attempt_at >= self._turn

@@ -321,7 +321,8 @@ class Slack(extension.Extension):
             final state is sent at once.
         chart_interval: Seconds between two charts attached to the thread
             during the run (the newest replaces the previous one); one is
-            always attached at the end. ``None``: only at the end.
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
         stall_after: Seconds without a new iteration after which the run is
             reported stalled (one ``stall`` alert, then one
             ``resume_progress`` line when it advances again; the card shows

@@ -151,7 +151,8 @@ class SlackHandler(logging.Handler):
             final state is sent at once.
         chart_interval: Seconds between two charts attached to the thread
             during the run (the newest replaces the previous one); one is
-            always attached at the end. ``None``: only at the end.
+            always attached at the end. ``None``: only at the end. A chart
+            needs matplotlib and a metric with 5 values or more.
         mention: Prepended, as written, to alerts (``stall``, ``nonfinite``,
             ``alert``), errors and interruptions, never to routine messages
             or recovery lines: ``"<@U012ABC>"``, ``"<!here>"``,

@@ -205,8 +205,9 @@ _CARD_STATE = re.compile(r"^(✅ Finished|❌ Failed|⚠️ Interrupted|⏹️ S
 
 
 def start_text(message: Any) -> str:
-    """A thread parent's start text, without the state its live card adds."""
-    return _CARD_STATE.sub("", message.text, count=1)
+    """A thread parent's start text (or a text), without the card's state."""
+    text = message if isinstance(message, str) else message.text
+    return _CARD_STATE.sub("", text, count=1)
 
 
 def is_chart(message: Any) -> bool:

@@ -129,9 +129,7 @@ def test_bad_options_are_clear_errors(kwargs: dict, message: str) -> None:
 
 
 def test_blocks_stay_within_slack_limits_whatever_the_view_holds() -> None:
-    rows = [
-        MetricRow("k" * 500 + str(i), "v" * 500, 1e300, 10**9) for i in range(8)
-    ]
+    rows = [MetricRow("k" * 500 + str(i), "v" * 500, 1e300, 10**9) for i in range(8)]
     view = CardView(
         state="x" * 400,
         identity="```" + "i" * 10_000,

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import make_manager, run_training
+from conftest import make_manager, run_training, start_text, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog.testing import SlackEmulator
@@ -232,9 +232,11 @@ def test_replay_twice_posts_each_event_once(emu: SlackEmulator, tmp_path: Path) 
     assert first.returncode == 0, first.stdout + first.stderr
     assert "5 training events in 1 run(s); 1 other records skipped" in first.stdout
     [parent] = emu.top_level("experiment-progress")
-    assert parent.text.startswith("🏃 *Training started!*")
+    assert start_text(parent).startswith("🏃 *Training started!*")
     assert "Replayed from `events.jsonl`" in parent.text
-    thread = [m.text for m in emu.thread("experiment-progress", parent.ts)]
+    # The replayed end event settles the live card.
+    assert parent.text.startswith("✅ Finished · ")
+    thread = thread_texts(emu, "experiment-progress", parent.ts)
     assert thread[1:] == [
         "Epoch #1",
         "Epoch #2",
@@ -243,12 +245,14 @@ def test_replay_twice_posts_each_event_once(emu: SlackEmulator, tmp_path: Path) 
     ]
     assert parent.metadata is not None
     assert parent.metadata["event_payload"]["run_id"] == events[0]["run_id"]
+    # Every message of the channel, the card's chart included.
+    posted = emu.messages("experiment-progress")
 
     again = cli("replay", str(path), "--channel", "experiment-progress", emu=emu)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "all 5 events are in its thread already" in again.stdout
     assert "Done: 0 events posted" in again.stdout
-    assert len(emu.messages("experiment-progress")) == len(thread)
+    assert [m.ts for m in emu.messages("experiment-progress")] == [m.ts for m in posted]
 
 
 @pytest.mark.slack_emulator(rate_limits=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_python, run_training
+from conftest import make_manager, run_python, run_training, start_text
 
 import ppe_slacklog
 from ppe_slacklog import SlackDeliveryWarning, SlackHandler
@@ -249,7 +249,11 @@ def test_start_end_error_are_never_dropped(emu: SlackEmulator) -> None:
     emu.set_outage(False)
     assert handler.drain(timeout=30.0)
     texts = [m.text for m in emu.messages(CHANNEL)]
-    assert texts[0].startswith("🏃") and "✅ *Training finished!" in texts[-1]
+    card = emu.messages(CHANNEL)[0]
+    assert start_text(card).startswith("🏃") and "✅ *Training finished!" in texts[-1]
+    # The live card reached its final state too, after the outage.
+    assert card.blocks is not None
+    assert card.blocks[0]["text"]["text"] == "✅ Finished · epoch 20/20"
     assert any("dropped" in t for t in texts)
     assert "ep 20" in "\n".join(texts)
 

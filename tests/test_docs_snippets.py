@@ -332,10 +332,12 @@ def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Chi
             docs += [{**blocks[0], "env": slack}, *blocks[1:]]
     out = root / "out"
     routing, train = EXAMPLES / "routing.py", EXAMPLES / "train.py"
+    preview = EXAMPLES / "card_preview.py"
     letters = sorted(p.name[0] for p in RECIPES.glob("*.yaml"))
     programs = [
         *(_program(routing, x, "--out", str(out / x)) for x in letters),
         _program(routing, "b", "--fail", "--out", str(out / "b-fail")),
+        _program(preview),
         _program(train, "--epochs", "1", "--out", str(out / "result")),
     ]
     jobs: dict[str, list[dict[str, Any]] | str] = {
@@ -391,7 +393,8 @@ def test_every_python_block_runs_as_written(
         # The drop-in block: a thread, the epochs, the plot at the last one.
         assert any(x.startswith("Epoch #2: loss = ") for x in lines), lines
         assert "<@username> Check out the result!" in [x.strip() for x in lines]
-        assert [f.name for f in emu.files] == ["statistics.png"]
+        plots = [f.name for f in emu.files if not f.name.startswith("metrics-")]
+        assert plots == ["statistics.png"]  # the live cards' charts apart
         # Any other log, through the handler the dictConfig block set up.
         assert "⚠️ *myproject* disk /data is 93% full" in lines
         assert "❌ *myproject* shard 3 is unreadable" in lines
@@ -419,10 +422,11 @@ def test_every_example_and_recipe_runs_cleanly(children: dict[str, Child]) -> No
     assert recipes == sorted(p.name for p in RECIPES.glob("*.yaml")), recipes
     assert [name[0] for name in recipes] == list("abcde")
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert scripts == ["routing.py", "train.py"]  # each is run by the child
+    # each is run by the child
+    assert scripts == ["card_preview.py", "routing.py", "train.py"]
     child = children["examples"]
     assert child.problems() == [], "\n".join(child.problems())
-    assert len(child.finish()) == 8  # 7 programs, then the exit
+    assert len(child.finish()) == 9  # 8 programs, then the exit
     emu = child.emu
     assert _marked(emu) == []
     alerts = [m.text for m in emu.messages("alerts")]
@@ -431,7 +435,9 @@ def test_every_example_and_recipe_runs_cleanly(children: dict[str, Child]) -> No
         r"✅ Run finished after 3 epochs \(val/loss \d+\.\d{3}\)", alerts[0]
     ), alerts
     assert alerts[1].startswith("🚨 Run failed at epoch "), alerts
-    assert emu.files and emu.files[-1].name == "statistics.png"  # train.py's
+    # train.py's plot; the live cards' charts are files of their own.
+    plots = [f.name for f in emu.files if not f.name.startswith("metrics-")]
+    assert plots and plots[-1] == "statistics.png"
 
 
 def test_recipe_b_tells_alerts_about_a_preempted_run(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import is_chart, thread_texts
 
 from ppe_slacklog.testing import SlackEmulator
 
@@ -29,6 +30,8 @@ REPLY = "  > "
 REPLY_CONTINUATION = "    "
 TOP_CONTINUATION = "  "
 EPOCH_REPLY = r"Epoch #{}: loss = \d+\.\d{{4}}, accuracy = \d\.\d{{3}}"
+# The live card's chart, uploaded into the thread at the end of the run.
+CHART_NAME = r"metrics-[0-9a-f]+\.png"
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,11 @@ def emulated_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def _parse_render(stdout: str) -> tuple[list[str], list[str]]:
-    """Splits the printed channel into top-level lines and thread replies.
+    """Splits the printed channel into top-level messages and thread replies.
 
     Returns:
-        The lines of top-level messages (a multi-line message gives several)
-        and the replies, each with its continuation lines joined by newlines.
+        The top-level messages and the replies, each with its continuation
+        lines joined by newlines.
     """
     assert RENDER_HEADER in stdout, stdout
     lines = stdout.split(RENDER_HEADER, 1)[1].strip("\n").splitlines()
@@ -89,7 +92,7 @@ def _parse_render(stdout: str) -> tuple[list[str], list[str]]:
         elif line.startswith(REPLY_CONTINUATION) and replies:
             replies[-1] += "\n" + line[len(REPLY_CONTINUATION) :]
         elif line.startswith(TOP_CONTINUATION) and top_level and not replies:
-            top_level.append(line[len(TOP_CONTINUATION) :])
+            top_level[-1] += "\n" + line[len(TOP_CONTINUATION) :]
         else:
             assert not replies, f"a top-level line after the thread: {line!r}"
             top_level.append(line)
@@ -106,17 +109,32 @@ def test_example_runs_cleanly(emulated_run: Run) -> None:
 
 
 def test_one_thread_rooted_at_the_start_message(emulated_run: Run) -> None:
-    top_level, _ = _parse_render(emulated_run.stdout)
-    # The start message is the only top-level message: its two lines.
-    assert len(top_level) == 2, top_level
-    assert top_level[0].startswith("🏃 *Training started! "), top_level
-    assert top_level[1].startswith("Command: `"), top_level
-    assert "train.py" in top_level[1]
-    assert "--epochs 2" in top_level[1]
+    top_level, replies = _parse_render(emulated_run.stdout)
+    # The start message is the only top-level message: the run's live card,
+    # read as a person sees it once the run is over.
+    (card,) = top_level
+    lines = card.splitlines()
+    assert lines[0] == "✅ Finished · epoch 2/2", lines
+    # ppe's start text (its two lines) is the card's identity.
+    assert lines[1].startswith("🏃 *Training started! "), lines
+    assert lines[2].startswith("Command: `"), lines
+    assert "train.py" in lines[2]
+    assert "--epochs 2" in lines[2]
+    # Its progress reached the end, and its table has the run's metrics.
+    assert "epoch 2/2 · iteration 32/32" in lines, lines
+    for metric in ("train/loss", "val/loss", "val/accuracy"):
+        assert any(line.startswith(metric + " ") for line in lines), lines
+    # The card shows the chart uploaded into its thread.
+    (chart,) = [r for r in replies if re.fullmatch(rf"\[file: {CHART_NAME}\]", r)]
+    assert lines[-1] == chart.replace("[file: ", "[image: "), lines
 
 
 def test_one_reply_per_epoch_then_the_end_message(emulated_run: Run) -> None:
-    _, replies = _parse_render(emulated_run.stdout)
+    _, all_replies = _parse_render(emulated_run.stdout)
+    # The card's chart comes once, on top of ppe's replies.
+    charts = [r for r in all_replies if re.fullmatch(rf"\[file: {CHART_NAME}\]", r)]
+    assert len(charts) == 1, all_replies
+    replies = [r for r in all_replies if r not in charts]
     assert len(replies) == 3, replies
     # Slack shares a file asynchronously: the message with the plot (epoch
     # 2's) may come after the end message.
@@ -130,7 +148,7 @@ def test_one_reply_per_epoch_then_the_end_message(emulated_run: Run) -> None:
     assert end.startswith("✅ *Training finished! "), end
     assert end.endswith("<@username> Check out the result!"), end
     assert "[missing:" not in emulated_run.stdout
-    assert emulated_run.stdout.count("[file: ") == 1
+    assert emulated_run.stdout.count("[file: statistics.png]") == 1
 
 
 def test_outputs_are_written_to_out_dir(emulated_run: Run) -> None:
@@ -153,15 +171,20 @@ def test_with_a_token_it_posts_to_the_configured_slack(tmp_path: Path) -> None:
         (parent,) = emu.top_level("alerts")
         emu.share_pending_files()  # Slack shares uploads asynchronously
         thread = emu.thread("alerts", parent.ts)
-        texts = [m.text for m in thread]
+        texts = thread_texts(emu, "alerts", parent.ts)
         assert len(texts) == 3, texts
         assert texts[0].startswith("🏃 *Training started! ")
+        # The live card ends in the run's final state.
+        card = emu.message("alerts", parent.ts)
+        assert card.blocks is not None
+        assert card.blocks[0]["text"]["text"] == "✅ Finished · epoch 1/1"
         # Epoch 1's text travels with its plot, whose message Slack may show
         # after the end message.
-        (with_plot,) = [m.text for m in thread if m.files]
+        (with_plot,) = [m.text for m in thread if m.files and not is_chart(m)]
         assert re.fullmatch(EPOCH_REPLY.format(1), with_plot), texts
         assert any(t.startswith("✅ *Training finished! ") for t in texts[1:])
-        (uploaded,) = emu.files
+        (chart,) = [m for m in thread if is_chart(m)]
+        (uploaded,) = [f for f in emu.files if f not in chart.files]
         assert uploaded.name == "statistics.png"
         assert uploaded.thread_ts == parent.ts
         assert uploaded.content == (tmp_path / "result" / "statistics.png").read_bytes()

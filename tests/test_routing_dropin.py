@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import make_manager, run_python, run_training
+from conftest import make_manager, run_python, run_training, thread_texts
 
 import ppe_slacklog
 from ppe_slacklog.testing import SlackEmulator
@@ -51,7 +51,10 @@ def _train(max_epochs: int = 2, **kw: Any) -> list[warnings.WarningMessage]:
 
 
 def _texts(emu: SlackEmulator) -> list[str]:
-    return [m.text for m in emu.messages(CHANNEL)]
+    """The run's thread as ppe would post it (the live card's state and chart aside)."""
+    if not emu.messages(CHANNEL):
+        return []
+    return thread_texts(emu, CHANNEL)
 
 
 @pytest.fixture
@@ -83,7 +86,9 @@ def test_an_observer_on_the_parent_logger_leaves_slack_on(
     assert texts[0].startswith("🏃 *Training started!")
     assert texts[1:3] == ["ep 1", "ep 2"]
     assert texts[3].startswith("✅ *Training finished!")
-    assert len(slack_env.top_level(CHANNEL)) == 1  # one thread
+    (card,) = slack_env.top_level(CHANNEL)  # one thread
+    assert card.blocks is not None
+    assert card.blocks[0]["text"]["text"] == "✅ Finished · epoch 2/2"
     # An observer sees what its logger's level lets through, as anywhere in
     # logging (a WARNING console is not flooded); Slack gets every event.
     expected = ["start", "trigger", "trigger", "end"] if level == logging.INFO else []
