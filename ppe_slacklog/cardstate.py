@@ -349,13 +349,13 @@ class LiveCard:
         if snapshot.max_epochs is not None and not self._limits_known:
             with contextlib.suppress(TypeError, ValueError):
                 self._max_epochs = int(snapshot.max_epochs)
-        self._move(
-            Progress(snapshot.iteration, snapshot.epoch_detail, snapshot.elapsed_time)
-        )
+        # A record replayed from JSON lines has no epoch_detail: its epoch.
+        detail = snapshot.epoch_detail or float(snapshot.epoch)
+        self._move(Progress(snapshot.iteration, detail, snapshot.elapsed_time))
         if kind == "trigger":
-            self._observe(snapshot)
+            self._observe(snapshot, detail)
 
-    def _observe(self, snapshot: ManagerSnapshot) -> None:
+    def _observe(self, snapshot: ManagerSnapshot, x: float) -> None:
         metrics = self._metrics
         chosen = self.options.metrics
         for key, value in snapshot.observation.items():
@@ -366,7 +366,7 @@ class LiveCard:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     continue  # only scalars earn a row of their own
                 metric = metrics[key] = _Metric(higher_is_better(key))
-            metric.add(value, snapshot.epoch, snapshot.epoch_detail)
+            metric.add(value, snapshot.epoch, x)
 
     def _poll(self, probe: ProgressProbe) -> None:
         try:

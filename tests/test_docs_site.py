@@ -3,9 +3,10 @@
 The configuration reference (docs/configuration.md) must list every argument
 of the public constructors and every environment variable the library reads;
 the troubleshooting page every Slack error code the library explains; the
-Slack app manifest exactly the scopes its page explains; the API reference
-every public name; the performance page the README's benchmark table. The
-pytest module shown on the testing page runs, with pytest, as written. (The
+Slack app manifest exactly the scopes its page explains and
+``ppe-slacklog check`` checks; the API reference every public name; the
+performance page the README's benchmark table. The pytest module shown on
+the testing page runs, with pytest, as written. (The
 site itself is built by ``sphinx-build -W`` in ``.ci/run``; the other python
 blocks of the pages run in tests/test_docs_snippets.py.)
 """
@@ -24,6 +25,7 @@ import yaml
 
 import ppe_slacklog
 from ppe_slacklog import slackapi, webhookapi
+from ppe_slacklog._cli_check import SCOPES
 from ppe_slacklog.testing import SlackEmulator
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -123,6 +125,10 @@ def test_the_manifest_has_exactly_the_scopes_the_page_explains() -> None:
     explained = re.findall(r"^\| `([a-z:.]+)` \|", table, re.MULTILINE)
     assert scopes == explained
     assert manifest["settings"]["token_rotation_enabled"] is False
+    # One source of truth: `ppe-slacklog check` checks the manifest's scopes.
+    assert sorted(scopes) == sorted(s.name for s in SCOPES)
+    required = " and ".join(f"`{s.name}`" for s in SCOPES if s.required)
+    assert f"{required} are required" in " ".join(text.split())
     # The emulator's default token is the library's working set.
     default_scopes = inspect.signature(SlackEmulator).parameters["scopes"].default
     assert set(default_scopes) <= set(scopes)
@@ -151,7 +157,7 @@ def test_the_pytest_module_of_the_testing_page_passes(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout, done.stdout
+    assert "3 passed" in done.stdout, done.stdout
 
 
 def test_the_api_reference_documents_every_public_name() -> None:
