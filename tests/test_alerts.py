@@ -53,6 +53,9 @@ def _shown(emu: SlackEmulator, words: str) -> bool:
 
 
 def _check_stall_and_recovery(emu: SlackEmulator) -> None:
+    texts = [m.text for m in _replies(emu)]
+    assert len(_with(emu, "No progress for")) == 1, texts
+    assert len(_with(emu, "Progress resumed after")) == 1, texts
     (stall,) = _with(emu, "No progress for")
     assert stall.text.startswith(MENTION + " ⏸️ *No progress for")
     assert "stuck at epoch 0, iteration 2;" in stall.text
@@ -84,7 +87,10 @@ def test_a_stall_in_python_gets_one_alert_and_one_recovery(emu: SlackEmulator) -
         return {"loss": 0.5}
 
     run_training(manager, step)
-    assert seen == {"alert": True, "card": True, "running": True}
+    assert seen == {"alert": True, "card": True, "running": True}, (
+        [m.text for m in _replies(emu)],
+        _headers(emu),
+    )
     _check_stall_and_recovery(emu)
     headers = _headers(emu)
     stalled = next(i for i, h in enumerate(headers) if h.startswith("⏸️ Stalled"))
