@@ -358,8 +358,9 @@ class Slack(extension.Extension):
     Raises:
         RuntimeError: No token was given while the extension would have to
             post by itself.
-        ValueError: A bad ``card_interval``, ``chart_interval`` or
-            ``card_metrics``.
+        ValueError: A bad ``card_interval``, ``chart_interval``,
+            ``card_metrics``, ``stall_after``, rule in ``alerts`` or
+            ``mention``.
 
     Example:
         >>> manager.extend(  # doctest: +SKIP

@@ -162,7 +162,8 @@ class SlackHandler(logging.Handler):
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
             ``request_timeout`` together with ``client``;
             ``max_message_chars`` above 40,000; a bad ``card_interval``,
-            ``chart_interval`` or ``card_metrics``.
+            ``chart_interval`` or ``card_metrics``; a ``mention`` that is
+            not a string.
 
     Example:
         >>> import logging.config
