@@ -111,7 +111,7 @@ def progress_probe(
         >>> manager = Manager()  # the probe holds it weakly
         >>> progress_probe(manager)()  # doctest: +NORMALIZE_WHITESPACE
         Progress(iteration=20, epoch_detail=2.0, elapsed=4.0,
-                 max_iterations=40, max_epochs=4)
+                 max_iterations=40, max_epochs=4, failure=None)
     """
     try:
         ref = weakref.ref(manager)

@@ -108,7 +108,7 @@ def test_context_object_in_templates(slack_env: SlackEmulator) -> None:
         )
     )
     run_training(manager)
-    texts = [m.text for m in slack_env.messages(CHANNEL)]
+    texts = thread_texts(slack_env, CHANNEL)
     # Values interpolated by a format string are escaped; callables are trusted.
     assert texts[0] == "resnet&lt;50&gt; starts"
     assert texts[1] == "resnet<50> @ 1"
@@ -207,7 +207,7 @@ def test_bad_format_spec_and_raising_callable(slack_env: SlackEmulator) -> None:
     )
     with pytest.warns(TemplateWarning):
         run_training(manager, lambda m: {"note": "text"})
-    texts = [m.text for m in slack_env.messages(CHANNEL)]
+    texts = thread_texts(slack_env, CHANNEL)
     assert texts[0] == "[missing: note]"  # nothing reported before the start
     assert texts[1].startswith("Epoch #1\n[missing: the callable raised KeyError")
 
