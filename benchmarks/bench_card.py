@@ -202,7 +202,7 @@ def run(card: bool, minutes: float, rate: float, latency: float) -> CardRun:
                 losses.append(value)
                 body_end, loop_end = clock(), time.time()
             if handler is None:
-                handler = ext._own_handler  # type: ignore[attr-defined]
+                handler = ext._own_handler
         # The last exit ran the last trigger and the manager's finalize.
         end_s = clock() - body_end
         loop_s = body_end - start
@@ -389,7 +389,7 @@ def main() -> None:
     on = run(True, args.minutes, args.rate, args.latency)
     off = run(False, baseline, args.rate, args.latency) if baseline > 0 else None
     print_table(
-        "Results (card=False run as the baseline)",
+        "Results (card=False run as the baseline)" if off else "Results",
         _rows(on, off, CARD_INTERVAL),
         base_name="card=False",
         ours_name="card on (default)",

@@ -512,21 +512,13 @@ class SlackApi:
                 again later).
         """
         try:
-            response = self._look_up(
-                channel,
-                self._client.conversations_replies,
-                channel=self.channel_id(channel),
-                ts=ts,
-                limit=1,
-            )
+            return self._head(channel, ts) is not None
         except SlackDeliveryError as exc:
             if exc.code == "thread_not_found":
                 return False
             if exc.permanent and exc.code != "rate_limited_look_up":
                 return None
             raise
-        messages = response.get("messages") or []
-        return bool(messages) and str(messages[0].get("ts")) == ts
 
     def message(self, channel: str, ts: str) -> dict[str, Any] | None:
         """The message ``ts`` of ``channel`` as Slack stores it (text, blocks).
@@ -537,17 +529,21 @@ class SlackApi:
             SlackDeliveryError: Slack is unreachable or failing (transient).
         """
         try:
-            response = self._look_up(
-                channel,
-                self._client.conversations_replies,
-                channel=self.channel_id(channel),
-                ts=ts,
-                limit=1,
-            )
+            return self._head(channel, ts)
         except SlackDeliveryError as exc:
             if exc.permanent:
                 return None
             raise
+
+    def _head(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """Message ``ts`` read as the head of its thread (``None``: not there)."""
+        response = self._look_up(
+            channel,
+            self._client.conversations_replies,
+            channel=self.channel_id(channel),
+            ts=ts,
+            limit=1,
+        )
         messages = response.get("messages") or []
         if not messages or str(messages[0].get("ts")) != ts:
             return None
