@@ -192,8 +192,10 @@ class RunWatch:
             return _TICK
         now = time.monotonic()
         if self._ready is not None and not self._ready():
-            # The clock starts with the training (where a snapshot put it).
-            self._since, self._iteration = now, progress.iteration
+            # The clock starts with the training. (The iterations it made
+            # meanwhile still give an iteration time: the start is released
+            # up to 0.2 s after the first iteration began.)
+            self._since = now
             return max(0.05, min(_TICK, threshold / 4))
         iteration = progress.iteration
         if self._iteration is None:
