@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import SlackDeliveryWarning
+from .alerts import Alert
 from .events import (
     DEFAULT_LOGGER,
     ManagerSnapshot,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LOGGER",
+    "Alert",
     "ConsoleFormatter",
     "DeliveryStats",
     "EventFilter",

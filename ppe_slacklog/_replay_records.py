@@ -25,7 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .events import DEFAULT_LOGGER, EVENT_FIELDS, EVENT_KINDS, EXTRA_ATTR, RunFacts
+from .events import (
+    ALERT_ATTR,
+    DEFAULT_LOGGER,
+    EVENT_FIELDS,
+    EVENT_KINDS,
+    EXTRA_ATTR,
+    RunFacts,
+)
 from .templates import escape
 
 __all__ = ["ReplayFile", "read_events"]
@@ -156,6 +163,8 @@ def _record(data: dict[str, Any], source: str) -> logging.LogRecord:
     for name in RunFacts._fields:
         if data.get(name) is not None:
             attrs[name] = data[name]
+    if isinstance(data.get(ALERT_ATTR), dict):
+        attrs[ALERT_ATTR] = data[ALERT_ATTR]  # an alert's own fields
     extra = {k: v for k, v in data.items() if k not in _STANDARD}
     if extra:
         attrs[EXTRA_ATTR] = extra

@@ -48,6 +48,8 @@ CARD_STATES: Final[dict[str, tuple[str, str]]] = {
     "failed": ("❌", "Failed"),
     "interrupted": ("⚠️", "Interrupted"),
     "stopped": ("⏹️", "Stopped early"),
+    # No progress for stall_after seconds (the alerts' watchdog); not final.
+    "stalled": ("⏸️", "Stalled"),
 }
 
 # The state a finished card puts before its text (also as Slack stores

@@ -53,7 +53,14 @@ _KIND_STATE: Final[Mapping[str, str]] = {
     "error": "failed",
     "interrupted": "interrupted",
     "stopped": "stopped",
+    "stall": "stalled",
+    "resume_progress": "running",
 }
+
+# Events that change nothing once the run ended.
+_NOT_AFTER_END: Final = frozenset(
+    ("start", "trigger", "stall", "resume_progress", "nonfinite", "alert")
+)
 
 _HIGHER_WORDS: Final = (
     "acc",
@@ -322,8 +329,8 @@ class LiveCard:
         run: RunFacts | None,
         note: str | None,
     ) -> None:
-        if self.final and kind in ("start", "trigger"):
-            return  # a late trigger after the end changes nothing
+        if self.final and kind in _NOT_AFTER_END:
+            return  # a late trigger (or alert) after the end changes nothing
         failure = getattr(self.probe, "failure", None)
         if kind in ("interrupted", "stopped") and failure is not None:
             # Stopped because another rank failed? Then the job failed (asked

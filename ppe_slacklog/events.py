@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, NamedTuple
 from ._safetext import Unprintable, describe, text_of
 
 __all__ = [
+    "ALERT_ATTR",
+    "ALERT_KINDS",
     "DEFAULT_LOGGER",
     "EVENT_FIELDS",
     "EVENT_KINDS",
@@ -37,7 +39,18 @@ __all__ = [
     "unprintable_values",
 ]
 
-EventKind = Literal["start", "trigger", "end", "error", "interrupted", "stopped"]
+EventKind = Literal[
+    "start",
+    "trigger",
+    "end",
+    "error",
+    "interrupted",
+    "stopped",
+    "stall",
+    "resume_progress",
+    "nonfinite",
+    "alert",
+]
 EVENT_KINDS: Final[tuple[EventKind, ...]] = (
     "start",
     "trigger",
@@ -45,7 +58,18 @@ EVENT_KINDS: Final[tuple[EventKind, ...]] = (
     "error",
     "interrupted",
     "stopped",
+    "stall",
+    "resume_progress",
+    "nonfinite",
+    "alert",
 )
+#: The kinds the extension's watchdog emits (at WARNING; see
+#: ``docs/record-contract.md``): their fields are in the ``alert`` attribute.
+ALERT_KINDS: Final[frozenset[EventKind]] = frozenset(
+    ("stall", "resume_progress", "nonfinite", "alert")
+)
+#: The record attribute holding an alert's own fields (a dict).
+ALERT_ATTR: Final = "alert"
 
 #: The logger the extension emits on unless told otherwise.
 DEFAULT_LOGGER: Final = "ppe_slacklog.training"
@@ -403,6 +427,8 @@ EVENT_FIELDS: Final[tuple[str, ...]] = (
     "observations",
     "filenames",
     "context",
+    # Alerts' own fields (a dict; see ALERT_ATTR).
+    ALERT_ATTR,
     *_RUN_FIELDS,
 )
 

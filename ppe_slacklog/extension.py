@@ -24,11 +24,13 @@ from typing import Any, Final
 from pytorch_pfn_extras.training import extension
 from pytorch_pfn_extras.training._trigger_util import get_trigger
 
-from . import _callsite, _interrupts
+from . import _callsite, _interrupts, _watchdog
 from ._distributed import Job, current_job
 from ._progress import progress_probe
 from ._safetext import describe, discard_shown_since, shown, warn_unprintable
 from ._secret import Secret
+from ._watchdog import RunWatch, StallAfter, check_stall_after
+from .alerts import Alert
 from .cardstate import (
     DEFAULT_CARD_INTERVAL,
     DEFAULT_CHART_INTERVAL,
@@ -36,6 +38,7 @@ from .cardstate import (
     Progress,
 )
 from .events import (
+    ALERT_ATTR,
     DEFAULT_LOGGER,
     PROGRESS_ATTR,
     EventKind,
@@ -51,6 +54,7 @@ from .handler import DEFAULT_BROADCAST, SlackHandler, drain_all
 from .slackapi import resolve_token
 from .templates import (
     Template,
+    alert_default,
     default_end_msg,
     default_error_msg,
     default_msg,
@@ -73,6 +77,10 @@ _LEVELS: Final[dict[EventKind, int]] = {
     "interrupted": logging.WARNING,
     # The loop ended early and the process exited normally: news, not an alarm.
     "stopped": logging.INFO,
+    "stall": logging.WARNING,
+    "resume_progress": logging.WARNING,
+    "nonfinite": logging.WARNING,
+    "alert": logging.WARNING,
 }
 # Longest wait of state_dict() for a thread whose first message is queued.
 _STATE_WAIT: Final = 2.0
@@ -115,6 +123,12 @@ def _failure_of(ref: weakref.ref[Slack]) -> Callable[[], str | None]:
         return extension._job.failure(extension.run_id)
 
     return failure
+
+
+def _training_begun(ref: weakref.ref[Slack]) -> bool:
+    """Whether the extension's run trains (its start is not held back)."""
+    extension = ref()
+    return extension is not None and extension._held is None
 
 
 def _training_started(manager: Any) -> bool:
@@ -309,6 +323,26 @@ class Slack(extension.Extension):
             during the run (the newest replaces the previous one); one is
             always attached at the end. ``None``: only at the end. A chart
             needs matplotlib and a metric with 5 values or more.
+        stall_after: Seconds without a new iteration after which the run is
+            reported stalled (one ``stall`` alert, then one
+            ``resume_progress`` line when it advances again; the card shows
+            ⏸️ meanwhile). ``"auto"``: max(10 min, 20 x the median iteration
+            time so far); ``None``: not watched.
+        alerts: Threshold rules (:class:`~ppe_slacklog.Alert`) on the
+            reported metrics.
+        nonfinite: Alert when a reported scalar becomes NaN or ±inf (once
+            per key, and once when it is finite again).
+        mention: Prepended, as written, to alerts, errors and interruptions
+            of the extension's own handler (``"<@U012ABC>"``, ``"<!here>"``,
+            ``"<!subteam^S0123>"``); never to routine messages.
+
+    Alerts are WARNING records of kinds ``stall``, ``resume_progress``,
+    ``nonfinite`` and ``alert`` (see ``docs/record-contract.md``), logged by
+    a watchdog thread of the process (daemon: it never keeps the process
+    alive), so they reach every handler of the logger, and are checked off
+    the training thread: a loop blocked in native code is still seen to
+    stall. In a ``torch.distributed`` job only rank 0 watches (its own
+    progress and triggers).
 
     A run resumed from a snapshot (``manager.load_state_dict(torch.load(p))``
     before the loop, or ``snapshot(autoload=True)``) continues in the thread
@@ -324,8 +358,9 @@ class Slack(extension.Extension):
     Raises:
         RuntimeError: No token was given while the extension would have to
             post by itself.
-        ValueError: A bad ``card_interval``, ``chart_interval`` or
-            ``card_metrics``.
+        ValueError: A bad ``card_interval``, ``chart_interval``,
+            ``card_metrics``, ``stall_after``, rule in ``alerts`` or
+            ``mention``.
 
     Example:
         >>> manager.extend(  # doctest: +SKIP
@@ -389,6 +424,10 @@ class Slack(extension.Extension):
         card_metrics: Sequence[str] | Mapping[str, str] | None = None,
         card_interval: float = DEFAULT_CARD_INTERVAL,
         chart_interval: float | None = DEFAULT_CHART_INTERVAL,
+        stall_after: StallAfter = "auto",
+        alerts: Iterable[Alert | Mapping[str, Any]] = (),
+        nonfinite: bool = True,
+        mention: str | None = None,
     ) -> None:
         super().__init__()
         #: The user's line that made this extension: its warnings point there.
@@ -406,6 +445,16 @@ class Slack(extension.Extension):
         # Checked now: a bad interval is the user's error at this line.
         CardOptions.of(card_metrics, card_interval, chart_interval)
         self._card = (card, card_metrics, card_interval, chart_interval)
+        # What the watchdog looks for, and the run it watches (initialize).
+        self._watching = (
+            check_stall_after(stall_after),
+            tuple(Alert.of(rule) for rule in alerts),
+            bool(nonfinite),
+        )
+        self._alert_watch: RunWatch | None = None
+        if mention is not None and not isinstance(mention, str):
+            raise ValueError(f"mention must be a string, got {mention!r}")
+        self._mention = mention or None
         # Where the live manager is, for the card between events (initialize).
         self._probe: Callable[[], Progress | None] | None = None
         self._ranks = None if ranks is None else frozenset(ranks)
@@ -464,6 +513,7 @@ class Slack(extension.Extension):
             card_metrics=self._card[1],
             card_interval=self._card[2],
             chart_interval=self._card[3],
+            mention=self._mention,
         )
 
     def __repr__(self) -> str:
@@ -489,6 +539,7 @@ class Slack(extension.Extension):
             _held=None,
             _job=Job(),
             _probe=None,
+            _alert_watch=None,
             _needed_secret=self._can_post(),
         )
         return state
@@ -1024,6 +1075,7 @@ class Slack(extension.Extension):
             ),
         )
         if self._job.rank == 0:
+            self._start_watchdog()
             start = (self._run_facts or RunFacts())._replace(
                 resumed=True if resuming else None
             )
@@ -1048,8 +1100,77 @@ class Slack(extension.Extension):
                 self._emit("start", manager, run=start)
             self._watch(manager)
 
+    def _start_watchdog(self) -> None:
+        """Watches this run for stalls, non-finite values and rules (fresh)."""
+        _watchdog.unwatch(self._alert_watch)
+        stall_after, rules, nonfinite = self._watching
+        emit = weakref.WeakMethod(self._emit_alert)
+
+        def emit_alert(
+            kind: EventKind, fields: dict[str, Any], snapshot: ManagerSnapshot
+        ) -> None:
+            method = emit()
+            if method is not None:
+                method(kind, fields, snapshot)
+
+        watch = RunWatch(
+            emit_alert,
+            self._probe,
+            stall_after=stall_after,
+            nonfinite=nonfinite,
+            rules=rules,
+            start_iteration=self._start_iteration,
+            ready=functools.partial(_training_begun, weakref.ref(self)),
+        )
+        self._alert_watch = watch if watch.active else None
+        _watchdog.watch(watch)
+
+    def _stop_watchdog(self) -> None:
+        """The run ends: its queued checks are done now, then it is not watched."""
+        watch, self._alert_watch = self._alert_watch, None
+        _watchdog.unwatch(watch)
+
+    def _emit_alert(
+        self, kind: EventKind, fields: dict[str, Any], snapshot: ManagerSnapshot
+    ) -> None:
+        """Logs one alert record (watchdog thread, or the run's end)."""
+        logger = self._logger
+        level = _LEVELS[kind]
+        only: SlackHandler | None = None
+        if not logger.isEnabledFor(level):
+            only = self._only_own_handler(level)
+            if only is None:
+                return
+        try:
+            plain = alert_default(
+                kind, fields, snapshot.epoch, snapshot.iteration, esc=str
+            )
+            record = logger.makeRecord(
+                logger.name, level, __file__, 0, plain, (), None, "_emit_alert", None
+            )
+            event_extra(
+                kind=kind,
+                run_id=self.run_id,
+                snapshot=snapshot,
+                context=self._context,
+                source=self._source,
+                run=self._run_facts,
+                site=self._site,
+                into=record.__dict__,
+            )
+            record.__dict__[ALERT_ATTR] = fields
+            if only is not None:
+                only.handle(record)
+            else:
+                logger.handle(record)
+        except Exception as error:  # reporting must never stop training
+            _warn(
+                f"ppe_slacklog.Slack could not log the {kind} alert: {describe(error)}"
+            )
+
     def _new_run(self) -> None:
         """Makes this extension report a new training (a new thread)."""
+        self._stop_watchdog()
         self._runs += 1
         self.run_id = uuid.uuid4().hex[:12]
         self._saved_threads = {}
@@ -1205,6 +1326,9 @@ class Slack(extension.Extension):
         # One snapshot serves the file names and the event (tensors are
         # converted once).
         snapshot = self._snapshot(manager)
+        watch = self._alert_watch
+        if watch is not None:
+            watch.pending.append(snapshot)  # checked by the watchdog thread
         filenames = self._render_filenames(manager, snapshot)
         upload_trigger = self._upload_trigger
         if filenames and upload_trigger is not None and not upload_trigger(manager):
@@ -1223,6 +1347,7 @@ class Slack(extension.Extension):
             self._disconnect()
             self._loaded = False
             self._release_start()
+            self._stop_watchdog()
             if self._posts("end"):
                 self._emit("end", manager)
             self._flush()
@@ -1244,6 +1369,7 @@ class Slack(extension.Extension):
             self._disconnect()
             self._loaded = False
             self._release_start()
+            self._stop_watchdog()
             self._emit("error", manager, exc=exc)
             job = self._job
             if job.distributed and job.rank != 0:
@@ -1282,6 +1408,7 @@ class Slack(extension.Extension):
         ):
             return
         self._release_start()
+        self._stop_watchdog()
         kind: EventKind = "interrupted" if reason is not None else "stopped"
         run = (self._run_facts or RunFacts())._replace(reason=reason or _NORMAL_EXIT)
         self._emit(kind, manager, run=run)
@@ -1358,6 +1485,11 @@ class SlackWebhook(Slack):
         stopped_msg: Message when the loop ended before its stop trigger;
             see :class:`Slack`.
         ranks: Ranks whose trigger messages are posted; see :class:`Slack`.
+        stall_after: Stall watchdog; see :class:`Slack`.
+        alerts: Threshold rules; see :class:`Slack`.
+        nonfinite: Non-finite value alerts; see :class:`Slack`.
+        mention: Prepended to alerts, errors and interruptions; see
+            :class:`Slack`.
 
     Raises:
         RuntimeError: No URL was given while the extension would have to
@@ -1389,6 +1521,10 @@ class SlackWebhook(Slack):
         interrupted_msg: Template = "{default}",
         stopped_msg: Template = "{default}",
         ranks: Collection[int] | None = (0,),
+        stall_after: StallAfter = "auto",
+        alerts: Iterable[Alert | Mapping[str, Any]] = (),
+        nonfinite: bool = True,
+        mention: str | None = None,
     ) -> None:
         self._url: SecretUrl | None = resolve_webhook_url(url)
         if filenames is not None:
@@ -1410,6 +1546,10 @@ class SlackWebhook(Slack):
             stopped_msg=stopped_msg,
             broadcast=(),
             ranks=ranks,
+            stall_after=stall_after,
+            alerts=alerts,
+            nonfinite=nonfinite,
+            mention=mention,
         )
 
     def __repr__(self) -> str:
@@ -1429,7 +1569,7 @@ class SlackWebhook(Slack):
         )
 
     def _new_handler(self) -> SlackHandler:
-        return SlackWebhookHandler(self._url)
+        return SlackWebhookHandler(self._url, mention=self._mention)
 
     def _secret_env(self) -> str:
         return "SLACK_WEBHOOK_URL"

@@ -32,8 +32,10 @@ class EventFilter(logging.Filter):
             outside: ``SIGTERM``, ``KeyboardInterrupt``, an uncaught
             exception, ``sys.exit`` with an error status) and ``stopped``
             (the loop ended before its stop trigger and the process exited
-            normally); all of them by default. An alerts channel wants
-            ``[end, error, interrupted]``: a pre-empted run is news too.
+            normally), and the alerts ``stall``, ``resume_progress``,
+            ``nonfinite`` and ``alert``; all of them by default. An alerts
+            channel wants ``[end, error, interrupted]``: a pre-empted run is
+            news too (and ``[stall, nonfinite, alert]`` for the alerts).
         others: Whether records that are not training events pass too.
 
     Example:

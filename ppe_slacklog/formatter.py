@@ -24,6 +24,8 @@ from ._safetext import (
     warn_unprintable,
 )
 from .events import (
+    ALERT_ATTR,
+    ALERT_KINDS,
     EXTRA_ATTR,
     EventKind,
     ManagerSnapshot,
@@ -33,6 +35,7 @@ from .events import (
 )
 from .templates import (
     Template,
+    alert_text,
     default_text,
     escape,
     escaped_view,
@@ -220,6 +223,8 @@ class SlackFormatter(logging.Formatter):
         false for text the extension already rendered, which costs nothing
         more now.
         """
+        if event.kind in ALERT_KINDS:
+            return False  # rare, and rendered from their own fields
         if event.kind not in self._templates and type(event.text) is str:
             return False
         template = self.template_for(event)
@@ -249,9 +254,20 @@ class SlackFormatter(logging.Formatter):
         own = self._templates
         run = event.run
         extra = record.__dict__.get(EXTRA_ATTR)
-        if event.kind not in own and type(event.text) is str:
+        template: Template
+        if event.kind in ALERT_KINDS:
+            fields = record.__dict__.get(ALERT_ATTR)
+            template = None
+            text = alert_text(
+                event.kind,
+                fields if isinstance(fields, Mapping) else {},
+                event.epoch,
+                event.iteration,
+                event.observations,
+            )
+        elif event.kind not in own and type(event.text) is str:
             # Rendered by the extension at the event, with the live manager.
-            template: Template = event.template
+            template = event.template
             text = event.text
             replay_shown(event.text_markers)
         else:

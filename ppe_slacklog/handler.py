@@ -39,6 +39,7 @@ from .delivery import (
     live_outboxes,
 )
 from .events import (
+    ALERT_ATTR,
     EVENT_KINDS,
     PROGRESS_ATTR,
     SITE_ATTR,
@@ -55,7 +56,7 @@ from .slackapi import FileData, SlackApi, resolve_token
 from .stats import DeliveryStats
 from .templates import Template, escape
 
-__all__ = ["DEFAULT_BROADCAST", "SlackHandler", "drain_all"]
+__all__ = ["DEFAULT_BROADCAST", "MENTIONED_KINDS", "SlackHandler", "drain_all"]
 
 # Loggers whose records describe delivery itself; sending them to Slack
 # would make every post produce another post. (Records logged on a sender
@@ -65,7 +66,19 @@ _IGNORED_LOGGERS: Final = (DIAGNOSTICS_LOGGER, "slack_sdk", "urllib3")
 _LABELS: Final = {kind: f"{kind} message" for kind in EVENT_KINDS}
 
 #: Events whose thread reply is also shown in the channel by default.
-DEFAULT_BROADCAST: Final = ("error", "interrupted")
+DEFAULT_BROADCAST: Final = ("error", "interrupted", "stall", "nonfinite", "alert")
+
+#: Events a handler's ``mention`` is prepended to (not their recovery lines).
+MENTIONED_KINDS: Final = frozenset(
+    ("error", "interrupted", "stall", "nonfinite", "alert")
+)
+
+
+def _recovery(record: logging.LogRecord) -> bool:
+    """An alert record saying that its condition ended (not an alarm)."""
+    fields = record.__dict__.get(ALERT_ATTR)
+    return isinstance(fields, Mapping) and bool(fields.get("recovered"))
+
 
 #: Seconds to wait for one Slack API answer, unless ``request_timeout`` says.
 DEFAULT_REQUEST_TIMEOUT: Final = 15.0
@@ -102,7 +115,9 @@ class SlackHandler(logging.Handler):
         broadcast: Events (``"error"``, ``"interrupted"``, ``"end"``, ...)
             whose thread reply is also shown in the channel (Slack's
             ``reply_broadcast``), so that nobody has to open the thread to
-            see that a run failed.
+            see that a run failed. By default errors, interruptions and the
+            alerts (``stall``, ``nonfinite``, ``alert``; their recovery
+            lines stay in the thread).
         level: The handler's level.
         flush_timeout: Longest wait, in seconds, of :meth:`flush` and
             :meth:`close` for the queue to drain.
@@ -138,12 +153,17 @@ class SlackHandler(logging.Handler):
             during the run (the newest replaces the previous one); one is
             always attached at the end. ``None``: only at the end. A chart
             needs matplotlib and a metric with 5 values or more.
+        mention: Prepended, as written, to alerts (``stall``, ``nonfinite``,
+            ``alert``), errors and interruptions, never to routine messages
+            or recovery lines: ``"<@U012ABC>"``, ``"<!here>"``,
+            ``"<!subteam^S0123>"``.
 
     Raises:
         ValueError: No token (argument or ``SLACK_BOT_TOKEN``) and no client;
             ``request_timeout`` together with ``client``;
             ``max_message_chars`` above 40,000; a bad ``card_interval``,
-            ``chart_interval`` or ``card_metrics``.
+            ``chart_interval`` or ``card_metrics``; a ``mention`` that is
+            not a string.
 
     Example:
         >>> import logging.config
@@ -190,6 +210,7 @@ class SlackHandler(logging.Handler):
         card_metrics: Sequence[str] | Mapping[str, str] | None = None,
         card_interval: float = DEFAULT_CARD_INTERVAL,
         chart_interval: float | None = DEFAULT_CHART_INTERVAL,
+        mention: str | None = None,
     ) -> None:
         super().__init__(level)
         # The user's line that made this handler (its SlackHandler(...) or
@@ -218,6 +239,10 @@ class SlackHandler(logging.Handler):
         self.channel = channel
         self.thread = thread
         self.broadcast = frozenset(broadcast)
+        if mention is not None and not isinstance(mention, str):
+            raise ValueError(f"mention must be a string, got {mention!r}")
+        #: Prepended, as written, to alerts, errors and interruptions.
+        self.mention = mention or None
         unknown = self.broadcast - set(EVENT_KINDS)
         if unknown:
             raise ValueError(
@@ -526,7 +551,7 @@ class SlackHandler(logging.Handler):
             kind=event.kind,
             level=record_level(record),
             label=_LABELS.get(event.kind, "message"),
-            broadcast=event.kind in self.broadcast,
+            broadcast=event.kind in self.broadcast and not _recovery(record),
             render=render,
         )
 
@@ -556,6 +581,15 @@ class SlackHandler(logging.Handler):
                 text = self.format(record)  # never left to the sender: may raise
             if problems:
                 text = "\n".join([text or "", *problems]).strip("\n")
+            if (
+                self.mention
+                and text
+                and event is not None
+                and event.kind in MENTIONED_KINDS
+                and not _recovery(record)
+            ):
+                # The user's configuration, sent as written (not escaped).
+                text = f"{self.mention} {text}"
             _safetext.count_shown_since(shown, self._outbox.counters)
         finally:
             if saved is not None:

@@ -37,6 +37,8 @@ __all__ = [
     "Template",
     "TemplateFields",
     "TemplateWarning",
+    "alert_default",
+    "alert_text",
     "default_end_msg",
     "default_error_msg",
     "default_msg",
@@ -49,6 +51,7 @@ __all__ = [
     "renders_at_event",
     "safe_format",
     "slack_default",
+    "spoken_duration",
     "template_fields",
 ]
 
@@ -747,3 +750,135 @@ def render_template(
         )
         return f"{default}\n{MISSING_MARK.format(esc(problem))}"
     return text_of(text, f"{event} message")
+
+
+# -- alerts (issue 12) ---------------------------------------------------------
+
+
+def spoken_duration(seconds: float) -> str:
+    """A duration as an alert says it: ``"45 s"``, ``"12 min"``, ``"2.5 h"``.
+
+    Example:
+        >>> spoken_duration(45), spoken_duration(720), spoken_duration(9000)
+        ('45 s', '12 min', '2.5 h')
+    """
+    if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
+        return "?"
+    if seconds < 10:
+        return f"{seconds:.2g} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _where(epoch: Any, iteration: Any) -> str:
+    try:
+        return f"epoch {int(epoch)}, iteration {int(iteration):,}"
+    except (TypeError, ValueError):
+        return f"epoch {epoch}, iteration {iteration}"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def alert_default(
+    kind: str,
+    fields: Mapping[str, Any],
+    epoch: Any,
+    iteration: Any,
+    esc: Callable[[str], str] = escape,
+) -> str:
+    """The default text of an alert record (kinds ``stall``, ``resume_progress``,
+    ``nonfinite``, ``alert``; fields as in ``docs/record-contract.md``).
+
+    Keys and values are passed through ``esc``; the text around them is ours.
+
+    Example:
+        >>> alert_default("stall", {"stalled_for": 720,
+        ...               "last_iteration_time": 0.4}, 3, 1204)
+        '⏸️ *No progress for 12 min* (stuck at epoch 3, iteration 1,204; last iteration took 0.4 s)'
+        >>> alert_default("nonfinite", {"key": "loss", "value": "nan",
+        ...               "last_finite": 0.5}, 3, 1204)
+        '⚠️ *`loss` became nan* at epoch 3, iteration 1,204 (last finite value: 0.5)'
+    """  # noqa: E501
+    where = _where(epoch, iteration)
+    if kind == "stall":
+        took = fields.get("last_iteration_time")
+        last = (
+            f"last iteration took {spoken_duration(took)}"
+            if isinstance(took, (int, float))
+            else "no iteration finished yet"
+        )
+        stalled = spoken_duration(fields.get("stalled_for", float("nan")))
+        return f"⏸️ *No progress for {stalled}* (stuck at {where}; {last})"
+    if kind == "resume_progress":
+        stalled = spoken_duration(fields.get("stalled_for", float("nan")))
+        return f"▶️ Progress resumed after {stalled} ({where})"
+    key = "`" + esc(text_of(fields.get("key", "?"), "key")).replace("`", "ˋ") + "`"
+    value = esc(_number(fields.get("value")))
+    if kind == "nonfinite":
+        if fields.get("recovered"):
+            count = fields.get("count", 0)
+            return (
+                f"✅ {key} is finite again at {where}: {value} "
+                f"(after {count} non-finite value{'s' if count != 1 else ''})"
+            )
+        previous = fields.get("last_finite")
+        before = (
+            f"last finite value: {esc(_number(previous))}"
+            if previous is not None
+            else "no finite value before"
+        )
+        return f"⚠️ *{key} became {value}* at {where} ({before})"
+    below, above = fields.get("below"), fields.get("above")
+    raw = fields.get("value")
+    low = below is not None and isinstance(raw, (int, float)) and raw < below
+    limit = f"below {esc(_number(below))}" if low else f"above {esc(_number(above))}"
+    if fields.get("recovered"):
+        bounds = " and ".join(
+            f"{side} {esc(_number(bound))}"
+            for side, bound in (("below", below), ("above", above))
+            if bound is not None
+        )
+        return f"✅ {key} is no longer {bounds}: {value} at {where}"
+    return f"🚨 *{key} is {limit}*: {value} at {where}"
+
+
+def alert_text(
+    kind: str,
+    fields: Mapping[str, Any],
+    epoch: Any,
+    iteration: Any,
+    observations: Mapping[str, Any],
+    esc: Callable[[str], str] = escape,
+) -> str:
+    """An alert's text: its rule's ``message`` when it has one, else the default.
+
+    A rule's ``message`` is a format string like the other templates: it
+    sees ``default``, ``key``, ``value``, ``below``, ``above``, ``epoch``,
+    ``iteration`` and the observations by name, values escaped.
+
+    Example:
+        >>> alert_text("alert", {"key": "val/loss", "value": 2.5, "above": 2.0,
+        ...            "message": "diverging: {value}"}, 1, 10, {})
+        'diverging: 2.5'
+    """
+    default = alert_default(kind, fields, epoch, iteration, esc)
+    message = fields.get("message")
+    if kind != "alert" or not isinstance(message, str) or fields.get("recovered"):
+        return default
+    names = {name: fields.get(name) for name in ("key", "value", "below", "above")}
+    names.update(epoch=epoch, iteration=iteration)
+    return safe_format(
+        message,
+        names,
+        esc=esc,
+        where="alert message",
+        trusted={"default": default},
+        more=observations,
+    )

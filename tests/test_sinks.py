@@ -67,7 +67,8 @@ def _jsonl_training(path: Path, **ext_kw: Any) -> list[dict[str, Any]]:
 
 def test_json_lines_for_a_training(tmp_path: Path) -> None:
     rows = _jsonl_training(tmp_path / "events.jsonl", context=Unserialisable())
-    assert [r["ppe_event"] for r in rows] == ["start", "trigger", "error"]
+    # The reported NaN is an alert too (issue 12), before the error's record.
+    assert [r["ppe_event"] for r in rows] == ["start", "trigger", "nonfinite", "error"]
     trigger = rows[1]
     assert trigger["observations"] == {
         "loss": 0.25,
@@ -83,7 +84,10 @@ def test_json_lines_for_a_training(tmp_path: Path) -> None:
     assert trigger["level"] == "info" and trigger["logger"] == "ppe_slacklog.training"
     assert trigger["timestamp"].endswith("+00:00")
     assert trigger["message"] == trigger["message"].strip()
-    error = rows[2]
+    nonfinite = rows[2]
+    assert nonfinite["level"] == "warning"
+    assert nonfinite["alert"]["key"] == "nan" and nonfinite["alert"]["value"] == "nan"
+    error = rows[3]
     assert error["level"] == "error"
     assert (error["exc_type"], error["exc_message"]) == ("ValueError", "boom")
     assert 'raise ValueError("boom")' in error["traceback"]
@@ -96,7 +100,7 @@ def test_json_lines_load_into_pandas(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     _jsonl_training(path)
     frame = pandas.read_json(path, lines=True)
-    assert list(frame["ppe_event"]) == ["start", "trigger", "error"]
+    assert list(frame["ppe_event"]) == ["start", "trigger", "nonfinite", "error"]
     losses = pandas.json_normalize(frame["observations"].dropna().tolist())
     assert losses["loss"].dtype.kind == "f"
 
