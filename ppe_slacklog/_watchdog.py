@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal
 
+from ._daemon import start_daemon
 from ._safetext import describe
 from .alerts import Alert
 from .cardstate import Progress
@@ -337,14 +338,7 @@ class _Watchdog:
             self._cond.notify_all()
             if self._thread is not None and self._thread.is_alive():
                 return
-            thread = threading.Thread(
-                target=self._run, name="ppe_slacklog-watchdog", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:  # the interpreter is shutting down
-                return
-            self._thread = thread
+            self._thread = start_daemon(self._run, "ppe_slacklog-watchdog")
 
     def remove(self, run: RunWatch) -> None:
         with self._cond:

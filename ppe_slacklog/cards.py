@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from ._daemon import start_daemon
 from ._diagnostics import Once, mark_sender_thread
 from .card import FINAL_STATES, card_blocks, card_text, identity_of
 from .cardstate import CardOptions, LiveCard, Progress
@@ -181,14 +182,7 @@ class _Desk:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
-            thread = threading.Thread(
-                target=self._run, name="ppe_slacklog-cards", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:  # the interpreter is shutting down
-                return
-            self._thread = thread
+            self._thread = start_daemon(self._run, "ppe_slacklog-cards")
 
     def _run(self) -> None:
         mark_sender_thread()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 from ._safetext import Unprintable, describe, text_of
 
@@ -51,18 +51,8 @@ EventKind = Literal[
     "nonfinite",
     "alert",
 ]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = (
-    "start",
-    "trigger",
-    "end",
-    "error",
-    "interrupted",
-    "stopped",
-    "stall",
-    "resume_progress",
-    "nonfinite",
-    "alert",
-)
+#: Every event kind, in the order of :data:`EventKind`.
+EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 #: The kinds the extension's watchdog emits (at WARNING; see
 #: ``docs/record-contract.md``): their fields are in the ``alert`` attribute.
 ALERT_KINDS: Final[frozenset[EventKind]] = frozenset(
