@@ -122,7 +122,13 @@ class Alert:
         if isinstance(spec, Alert):
             return spec
         if isinstance(spec, Mapping):
-            return cls(**spec)
+            try:
+                return cls(**spec)
+            except TypeError as exc:  # a misspelled or missing argument
+                raise ValueError(
+                    f"an alert rule takes key, below, above, after_epoch, "
+                    f"cooldown and message; {exc} in {dict(spec)!r}"
+                ) from None
         raise ValueError(
             f"alerts= takes ppe_slacklog.Alert rules (or mappings), got {spec!r}"
         )

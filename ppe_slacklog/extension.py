@@ -359,8 +359,8 @@ class Slack(extension.Extension):
         RuntimeError: No token was given while the extension would have to
             post by itself.
         ValueError: A bad ``card_interval``, ``chart_interval``,
-            ``card_metrics``, ``stall_after``, rule in ``alerts`` or
-            ``mention``.
+            ``card_metrics``, ``stall_after``, ``alerts`` (a list of rules)
+            or rule in it, ``nonfinite`` (not a bool) or ``mention``.
 
     Example:
         >>> manager.extend(  # doctest: +SKIP
@@ -446,10 +446,17 @@ class Slack(extension.Extension):
         CardOptions.of(card_metrics, card_interval, chart_interval)
         self._card = (card, card_metrics, card_interval, chart_interval)
         # What the watchdog looks for, and the run it watches (initialize).
+        if isinstance(alerts, (str, Mapping)):
+            raise ValueError(
+                "alerts= takes a list of rules (ppe_slacklog.Alert, or mappings), "
+                f"got {alerts!r}"
+            )
+        if not isinstance(nonfinite, bool):
+            raise ValueError(f"nonfinite must be True or False, got {nonfinite!r}")
         self._watching = (
             check_stall_after(stall_after),
             tuple(Alert.of(rule) for rule in alerts),
-            bool(nonfinite),
+            nonfinite,
         )
         self._alert_watch: RunWatch | None = None
         if mention is not None and not isinstance(mention, str):

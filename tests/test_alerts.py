@@ -354,6 +354,22 @@ def test_stall_after_is_validated(slack_env: SlackEmulator, value: Any) -> None:
         ppe_slacklog.Slack(CHANNEL, stall_after=value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"alerts": "val/loss"}, "a list of rules"),
+        ({"alerts": {"key": "loss", "above": 2}}, "a list of rules"),
+        ({"alerts": [{"key": "loss", "abvoe": 2}]}, "abvoe"),
+        ({"nonfinite": "no"}, "nonfinite must be True or False"),
+    ],
+)
+def test_alert_options_are_validated(
+    slack_env: SlackEmulator, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        ppe_slacklog.Slack(CHANNEL, **kwargs)
+
+
 def test_mention_must_be_text(slack_env: SlackEmulator) -> None:
     with pytest.raises(ValueError, match="mention"):
         ppe_slacklog.Slack(CHANNEL, mention=123)  # type: ignore[arg-type]
