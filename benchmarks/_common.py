@@ -223,6 +223,20 @@ def slacklog_slack(emu: RemoteEmulator, **kwargs: Any) -> Extension:
     return ext
 
 
+def train_step(model: Any, optimizer: Any, x: Any, y: Any) -> float:
+    """One SGD step of the benchmarks' MLP; reports and returns its loss."""
+    import torch
+    from pytorch_pfn_extras.reporting import report
+
+    optimizer.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+    value = float(loss.item())
+    report({"loss": value})
+    return value
+
+
 @dataclass
 class Run:
     """What one training loop did.
@@ -269,7 +283,6 @@ def train(
         on_start: Called just before the first iteration (timers, faults).
     """
     import torch
-    from pytorch_pfn_extras.reporting import report
     from pytorch_pfn_extras.training.manager import ExtensionsManager
 
     torch.manual_seed(0)
@@ -301,12 +314,7 @@ def train(
                     time.sleep(delay)
             t0 = clock()
             with manager.run_iteration():
-                optimizer.zero_grad()
-                loss = torch.nn.functional.mse_loss(model(x), y)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                value = loss.item()
-                report({"loss": value})
+                value = train_step(model, optimizer, x, y)
             times.append(clock() - t0)
             losses.append(value)
         t0 = clock()

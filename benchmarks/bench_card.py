@@ -47,6 +47,7 @@ from _common import (
     seconds,
     settle,
     slacklog_slack,
+    train_step,
     verdict,
 )
 
@@ -150,7 +151,6 @@ def _delivery(texts: Sequence[str], losses: Sequence[float]) -> tuple[int, bool,
 def run(card: bool, minutes: float, rate: float, latency: float) -> CardRun:
     """One paced training against a fresh emulator with Slack's rate limits."""
     import torch
-    from pytorch_pfn_extras.reporting import report
     from pytorch_pfn_extras.training.manager import ExtensionsManager
 
     iterations = max(EPOCHS, round(minutes * 60 * rate / EPOCHS) * EPOCHS)
@@ -193,13 +193,7 @@ def run(card: bool, minutes: float, rate: float, latency: float) -> CardRun:
             if delay > 0:
                 time.sleep(delay)
             with manager.run_iteration():
-                optimizer.zero_grad()
-                loss = torch.nn.functional.mse_loss(model(x), y)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                value = loss.item()
-                report({"loss": value})
-                losses.append(value)
+                losses.append(train_step(model, optimizer, x, y))
                 body_end, loop_end = clock(), time.time()
             if handler is None:
                 handler = ext._own_handler
